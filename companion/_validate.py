@@ -1,0 +1,82 @@
+"""Input validation shared by every companion module.
+
+Each helper converts its input to a float ``numpy`` array (or checks a scalar) and
+raises :class:`ValueError` with a sentence that names the argument and says what is
+wrong with it. Nothing here silently repairs bad input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: Absolute tolerance used when checking that probabilities sum to one.
+PROB_ATOL = 1e-8
+
+
+def as_array(x: Any, name: str, ndim: int | None = None, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Return ``x`` as a finite float64 array, checking its rank and shape.
+
+    ``shape`` may contain ``-1`` for "any size" along that axis.
+    """
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be an array of numbers, got {type(x).__name__}: {exc}") from None
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+    if shape is not None:
+        if arr.ndim != len(shape) or any(s not in (-1, a) for s, a in zip(shape, arr.shape)):
+            want = "(" + ", ".join("any" if s == -1 else str(s) for s in shape) + ")"
+            raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
+    return arr
+
+
+def check_distribution(x: Any, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Check that ``x`` holds probability distributions along its last axis.
+
+    Entries must be finite, non-negative and each slice along the last axis must sum
+    to one (within :data:`PROB_ATOL`). Returns the array as float64.
+    """
+    arr = as_array(x, name, shape=shape)
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension, got a scalar")
+    if np.any(arr < 0):
+        bad = np.argwhere(arr < 0)[0]
+        raise ValueError(
+            f"{name} has a negative probability {arr[tuple(bad)]:.3g} at index {tuple(int(i) for i in bad)}"
+        )
+    sums = arr.sum(axis=-1)
+    off = np.abs(sums - 1.0) > PROB_ATOL
+    if np.any(off):
+        bad = np.argwhere(np.atleast_1d(off))[0]
+        where = f" at index {tuple(int(i) for i in bad)}" if arr.ndim > 1 else ""
+        raise ValueError(
+            f"{name} must sum to 1 along its last axis, but sums to "
+            f"{np.atleast_1d(sums)[tuple(bad)]:.6g}{where}"
+        )
+    return arr
+
+
+def check_gamma(gamma: Any, allow_one: bool = False) -> float:
+    """Check a discount factor: ``0 <= gamma < 1`` (or ``<= 1`` with ``allow_one``)."""
+    try:
+        g = float(gamma)
+    except (TypeError, ValueError):
+        raise ValueError(f"gamma must be a number, got {gamma!r}") from None
+    upper_ok = g <= 1.0 if allow_one else g < 1.0
+    if not (np.isfinite(g) and g >= 0.0 and upper_ok):
+        interval = "[0, 1]" if allow_one else "[0, 1)"
+        raise ValueError(f"gamma must lie in {interval}, got {gamma!r}")
+    return g
+
+
+def check_positive_int(n: Any, name: str) -> int:
+    """Check that ``n`` is an integer >= 1."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    return int(n)

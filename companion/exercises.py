@@ -1,0 +1,126 @@
+"""Checkers for the book's coding exercises.
+
+Each ``check_*`` function takes the reader's function (or value), runs it on test cases
+that the reader does not see, compares with the companion's reference implementation
+and either
+
+* prints one sentence saying what is right and returns ``True``, or
+* raises :class:`ExerciseFailure` (an ``AssertionError``) whose message says, in one
+  sentence, what is wrong (which entry, by how much) without giving the solution away.
+
+Because a failure raises, an executed notebook (the book build, nbval) fails when a
+solution does not pass its checker.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from companion import mdp as _mdp
+
+__all__ = [
+    "ExerciseFailure",
+    "check_policy_evaluation",
+    "check_v_from_q",
+    "check_expected_td_residual",
+]
+
+
+class ExerciseFailure(AssertionError):
+    """Raised by a checker when the reader's answer is wrong; the message says why."""
+
+
+def _fail(message: str) -> None:
+    raise ExerciseFailure(message)
+
+
+def _passed(message: str) -> bool:
+    print(f"Correct: {message}")
+    return True
+
+
+def _call(fn: Callable[..., Any], name: str, *args: Any) -> Any:
+    """Call the reader's function, turning a stub or a crash into a one-sentence failure."""
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        _fail(f"`{name}` is not implemented yet: replace the `raise NotImplementedError` line with your code.")
+    except ExerciseFailure:
+        raise
+    except Exception as exc:  # the reader's bug: report it, do not crash the checker
+        _fail(f"`{name}` raised {type(exc).__name__}: {exc}")
+
+
+def _compare(
+    got: Any,
+    expected: np.ndarray,
+    what: str,
+    axis_names: Sequence[str],
+    context: str,
+    atol: float = 1e-6,
+) -> None:
+    """Fail with the first (largest) mismatching entry of ``got`` against ``expected``."""
+    if got is None:
+        _fail(f"{what} returned None; it must return an array of shape {expected.shape}.")
+    try:
+        arr = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        _fail(f"{what} must be an array of numbers, got {type(got).__name__}.")
+    if arr.shape != expected.shape:
+        _fail(f"{what} has shape {arr.shape}, expected {expected.shape} {context}.")
+    if not np.all(np.isfinite(arr)):
+        _fail(f"{what} contains NaN or inf {context}.")
+    err = arr - expected
+    worst = np.unravel_index(np.argmax(np.abs(err)), err.shape)
+    if abs(err[worst]) > atol:
+        where = ", ".join(f"{n}={int(i)}" for n, i in zip(axis_names, worst))
+        _fail(f"{what} is off at {where} by {err[worst]:+.4g} {context}.")
+
+
+def _test_mdps() -> list[tuple[str, _mdp.TabularMDP, np.ndarray]]:
+    """Small MDPs and policies the checkers test on (the reader never needs them)."""
+    cases = []
+    # a hand-sized MDP: state 1 is absorbing with reward 1 for action 0
+    P = np.array([[[0.5, 0.5], [1.0, 0.0]], [[0.0, 1.0], [0.0, 1.0]]])
+    R = np.array([[0.0, 0.2], [1.0, 0.0]])
+    hand = _mdp.TabularMDP(P, R, 0.9, np.array([1.0, 0.0]))
+    cases.append(("on a 2-state test MDP", hand, np.array([[0.5, 0.5], [0.9, 0.1]])))
+    for seed, (S, A, g) in enumerate([(3, 2, 0.8), (5, 3, 0.95)]):
+        m = _mdp.random_mdp(S, A, gamma=g, seed=100 + seed)
+        pi = _mdp.random_policy(S, A, seed=200 + seed)
+        cases.append((f"on a random {S}-state, {A}-action MDP with gamma={g}", m, pi))
+    return cases
+
+
+def check_policy_evaluation(policy_evaluation: Callable[..., Any]) -> bool:
+    """Check ``policy_evaluation(P, R, gamma, pi) -> V`` against the exact :math:`V_\\pi`."""
+    for context, m, pi in _test_mdps():
+        got = _call(policy_evaluation, "policy_evaluation", m.P.copy(), m.R.copy(), m.gamma, pi.copy())
+        _compare(got, _mdp.value_function(m, pi), "your V", ["state"], context)
+    return _passed("policy_evaluation matches the exact value function on every test MDP.")
+
+
+def check_v_from_q(v_from_q: Callable[..., Any]) -> bool:
+    """Check ``v_from_q(Q, pi) -> V`` with :math:`V_\\pi(s) = \\sum_a \\pi(a|s) Q_\\pi(s,a)`."""
+    for context, m, pi in _test_mdps():
+        Q = _mdp.q_function(m, pi)
+        got = _call(v_from_q, "v_from_q", Q.copy(), pi.copy())
+        _compare(got, _mdp.value_function(m, pi), "your V", ["state"], context)
+    return _passed("v_from_q recovers V_pi from Q_pi on every test MDP.")
+
+
+def check_expected_td_residual(expected_td_residual: Callable[..., Any]) -> bool:
+    """Check ``expected_td_residual(P, R, gamma, V) -> (S, A)`` array of :math:`\\mathbb E_{s'}[\\delta]`.
+
+    Tested both with :math:`V = V_\\pi` (where the answer is the advantage) and with an
+    arbitrary :math:`V`, so that returning the advantage by another route does not pass.
+    """
+    rng = np.random.default_rng(7)
+    for context, m, pi in _test_mdps():
+        for V, label in [(_mdp.value_function(m, pi), "with V = V_pi"), (rng.normal(size=m.n_states), "with a random V")]:
+            got = _call(expected_td_residual, "expected_td_residual", m.P.copy(), m.R.copy(), m.gamma, V.copy())
+            expected = m.R + m.gamma * m.P @ V - V[:, None]
+            _compare(got, expected, "your expected TD residual", ["state", "action"], f"{context}, {label}")
+    return _passed("expected_td_residual is right, and at V = V_pi it equals the advantage A_pi.")
