@@ -28,7 +28,8 @@ def as_array(x: Any, name: str, ndim: int | None = None, shape: tuple[int, ...] 
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
     if shape is not None:
         if arr.ndim != len(shape) or any(s not in (-1, a) for s, a in zip(shape, arr.shape)):
-            want = "(" + ", ".join("any" if s == -1 else str(s) for s in shape) + ")"
+            dims = ["any" if s == -1 else str(s) for s in shape]
+            want = f"({dims[0]},)" if len(dims) == 1 else "(" + ", ".join(dims) + ")"
             raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]

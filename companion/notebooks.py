@@ -42,7 +42,7 @@ def stub_source(source: str) -> str:
     Raises ``ValueError`` on an unterminated or nested region.
     """
     lines = source.splitlines()
-    if not any(line.strip() == BEGIN for line in lines):
+    if not any(line.strip() in (BEGIN, END) for line in lines):
         return f"# YOUR CODE HERE\n{STUB}"
     out: list[str] = []
     inside = False

@@ -1,0 +1,60 @@
+"""Every checker passes the reference answer and fails wrong ones with a useful sentence."""
+
+import numpy as np
+import pytest
+
+from companion import exercises as ex
+
+
+def _solve(P, R, gamma, pi):
+    P_pi = np.einsum("sa,sat->st", pi, P)
+    return np.linalg.solve(np.eye(len(P)) - gamma * P_pi, (pi * R).sum(axis=1))
+
+
+def _stub(*args):
+    raise NotImplementedError("Exercise: write your code here")
+
+
+@pytest.mark.parametrize(
+    "checker, right, wrong, expected_message",
+    [
+        (ex.check_policy_evaluation, _solve, lambda P, R, g, pi: _solve(P, R, 0.5 * g, pi), r"your V is off at state=\d+ by"),
+        (ex.check_policy_evaluation, _solve, lambda P, R, g, pi: _solve(P, R, g, pi)[:-1], r"has shape"),
+        (ex.check_v_from_q, lambda Q, pi: (pi * Q).sum(axis=1), lambda Q, pi: Q.max(axis=1), r"off at state="),
+        (ex.check_v_from_q, lambda Q, pi: (pi * Q).sum(axis=1), lambda Q, pi: None, r"returned None"),
+        (
+            ex.check_expected_td_residual,
+            lambda P, R, g, V: R + g * P @ V - V[:, None],
+            lambda P, R, g, V: R + g * P @ V,
+            r"off at state=\d+, action=\d+ by",
+        ),
+    ],
+)
+def test_checker_accepts_right_and_rejects_wrong(checker, right, wrong, expected_message, capsys):
+    assert checker(right) is True
+    assert "Correct" in capsys.readouterr().out
+    with pytest.raises(ex.ExerciseFailure, match=expected_message):
+        checker(wrong)
+
+
+@pytest.mark.parametrize("checker", [ex.check_policy_evaluation, ex.check_v_from_q, ex.check_expected_td_residual])
+def test_checker_reports_stub_and_crash(checker):
+    with pytest.raises(ex.ExerciseFailure, match="not implemented yet"):
+        checker(_stub)
+    with pytest.raises(ex.ExerciseFailure, match="raised ZeroDivisionError"):
+        checker(lambda *args: 1 / 0)
+    assert issubclass(ex.ExerciseFailure, AssertionError)
+
+
+def test_expected_td_residual_checker_rejects_the_advantage_by_another_route():
+    # returning A_pi (right only at V = V_pi) must fail on the arbitrary-V test case
+    from companion import mdp as M
+
+    def advantage_only(P, R, gamma, V):
+        for _, m, pi in ex._test_mdps():
+            if np.allclose(m.P, P):
+                return M.advantage_function(m, pi)
+        raise AssertionError("unknown test MDP")
+
+    with pytest.raises(ex.ExerciseFailure, match="with a random V"):
+        ex.check_expected_td_residual(advantage_only)
