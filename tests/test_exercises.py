@@ -58,3 +58,36 @@ def test_expected_td_residual_checker_rejects_the_advantage_by_another_route():
 
     with pytest.raises(ex.ExerciseFailure, match="with a random V"):
         ex.check_expected_td_residual(advantage_only)
+
+
+# ----------------------------------------------------------------------------- Chapter 2
+def test_reward_to_go_checker():
+    from companion.pg import reward_to_go
+
+    assert ex.check_reward_to_go(reward_to_go)
+    with pytest.raises(ex.ExerciseFailure, match=r"off at t=\d+"):
+        ex.check_reward_to_go(lambda r, g: np.cumsum(r))           # forwards instead of backwards
+    with pytest.raises(ex.ExerciseFailure, match="not implemented"):
+        ex.check_reward_to_go(_stub)
+
+
+def test_gaussian_score_checker():
+    import sympy as sp
+
+    right = lambda a, mu, s: ((a - mu) / s**2, (a - mu) ** 2 / s**3 - 1 / s)  # noqa: E731
+    assert ex.check_gaussian_score(right)
+    with pytest.raises(ex.ExerciseFailure, match="d/dsigma component is off"):
+        ex.check_gaussian_score(lambda a, mu, s: ((a - mu) / s**2, (a - mu) ** 2 / s**3))
+    with pytest.raises(ex.ExerciseFailure, match="pair"):
+        ex.check_gaussian_score(lambda a, mu, s: sp.Integer(0))
+
+
+def test_action_baseline_checker():
+    from companion import pg
+
+    def right(theta, states, actions, rewards, b):
+        return pg.reinforce_gradient(theta, states, actions, rewards, 1.0, baseline=b[states, actions])
+
+    assert ex.check_action_baseline_estimator(right)
+    with pytest.raises(ex.ExerciseFailure, match="off at state="):
+        ex.check_action_baseline_estimator(lambda th, s, a, r, b: pg.reinforce_gradient(th, s, a, r, 1.0))
