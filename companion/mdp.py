@@ -39,6 +39,7 @@ __all__ = [
     "policy_iteration",
     "value_iteration",
     "sample_trajectory",
+    "sample_batch",
     "monte_carlo_returns",
 ]
 
@@ -301,7 +302,7 @@ def sample_trajectory(
     return states, actions, rewards
 
 
-def monte_carlo_returns(
+def sample_batch(
     mdp: TabularMDP,
     pi: Any,
     n_episodes: int,
@@ -309,14 +310,14 @@ def monte_carlo_returns(
     start_state: int | None = None,
     start_action: int | None = None,
     seed: int | None = None,
-) -> np.ndarray:
-    """Sampled discounted returns :math:`\\sum_{t<H} \\gamma^t r_t` of ``n_episodes`` independent episodes.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n_episodes`` independent trajectories of ``horizon`` steps, sampled side by side.
 
-    Vectorised over episodes. Episodes start from :math:`\\mu`, or from ``start_state``
-    if given; if ``start_action`` is given too, the first action is forced (as in the
-    definition of :math:`Q_\\pi`), later actions follow ``pi``. The mean estimates
-    :math:`J(\\pi)`, :math:`V_\\pi(s)` or :math:`Q_\\pi(s,a)` up to a truncation bias of at
-    most :math:`\\gamma^H \\max|r| / (1-\\gamma)`.
+    Returns ``(states, actions, rewards)`` of shapes ``(H + 1, N)``, ``(H, N)``, ``(H, N)``
+    (time on axis 0, the layout of a vectorised environment). Episodes start from
+    :math:`\\mu`, or from ``start_state`` if given; if ``start_action`` is given too, the
+    first action is forced (as in the definition of :math:`Q_\\pi`), later actions
+    follow ``pi``.
     """
     pi = check_policy(mdp, pi)
     n = check_positive_int(n_episodes, "n_episodes")
@@ -335,13 +336,30 @@ def monte_carlo_returns(
     def draw(cum: np.ndarray) -> np.ndarray:  # rows of cumulative probabilities -> indices
         return np.minimum((rng.random((cum.shape[0], 1)) >= cum).sum(axis=1), cum.shape[1] - 1)
 
-    if start_state is None:
-        s = draw(np.broadcast_to(np.cumsum(mdp.mu), (n, S)))
-    else:
-        s = np.full(n, start_state)
-    returns = np.zeros(n)
+    states = np.empty((horizon + 1, n), dtype=np.int64)
+    actions = np.empty((horizon, n), dtype=np.int64)
+    states[0] = draw(np.broadcast_to(np.cumsum(mdp.mu), (n, S))) if start_state is None else start_state
     for t in range(horizon):
-        a = np.full(n, start_action) if (t == 0 and start_action is not None) else draw(cum_pi[s])
-        returns += mdp.gamma**t * mdp.R[s, a]
-        s = draw(cum_P[s, a])
-    return returns
+        s = states[t]
+        actions[t] = start_action if (t == 0 and start_action is not None) else draw(cum_pi[s])
+        states[t + 1] = draw(cum_P[s, actions[t]])
+    return states, actions, mdp.R[states[:-1], actions]
+
+
+def monte_carlo_returns(
+    mdp: TabularMDP,
+    pi: Any,
+    n_episodes: int,
+    horizon: int,
+    start_state: int | None = None,
+    start_action: int | None = None,
+    seed: int | None = None,
+) -> np.ndarray:
+    """Sampled discounted returns :math:`\\sum_{t<H} \\gamma^t r_t` of ``n_episodes`` independent episodes.
+
+    Episodes are drawn by :func:`sample_batch` (same arguments). The mean estimates
+    :math:`J(\\pi)`, :math:`V_\\pi(s)` or :math:`Q_\\pi(s,a)` up to a truncation bias of at
+    most :math:`\\gamma^H \\max|r| / (1-\\gamma)`.
+    """
+    _, _, rewards = sample_batch(mdp, pi, n_episodes, horizon, start_state, start_action, seed)
+    return mdp.gamma ** np.arange(rewards.shape[0]) @ rewards

@@ -91,3 +91,20 @@ def test_action_baseline_checker():
     assert ex.check_action_baseline_estimator(right)
     with pytest.raises(ex.ExerciseFailure, match="off at state="):
         ex.check_action_baseline_estimator(lambda th, s, a, r, b: pg.reinforce_gradient(th, s, a, r, 1.0))
+
+
+# ----------------------------------------------------------------------------- Chapter 6
+def test_k_step_checker():
+    from companion.gae import k_step_advantage
+
+    assert ex.check_k_step_advantage(k_step_advantage)
+    with pytest.raises(ex.ExerciseFailure, match=r"off at t=\d+"):
+        ex.check_k_step_advantage(lambda r, v, g, k: k_step_advantage(r, v, g, k + 1))
+
+
+def test_monte_carlo_advantage_checker():
+    from companion.pg import reward_to_go
+
+    assert ex.check_monte_carlo_advantage(lambda r, v, g: reward_to_go(r, g) - v)
+    with pytest.raises(ex.ExerciseFailure, match="off at t="):
+        ex.check_monte_carlo_advantage(lambda r, v, g: reward_to_go(r, 1.0) - v)

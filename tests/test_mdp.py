@@ -175,3 +175,14 @@ def test_sample_trajectory_shapes_law_and_prefix(small_mdp, small_policy):
     assert np.array_equal(s2, s[:101]) and np.array_equal(a2, a[:100])
     with pytest.raises(ValueError, match="horizon"):
         M.sample_trajectory(small_mdp, small_policy, 0)
+
+
+def test_sample_batch_shapes_forced_start_and_law(small_mdp, small_policy):
+    s, a, r = M.sample_batch(small_mdp, small_policy, 5000, 3, start_state=1, start_action=2, seed=0)
+    assert s.shape == (4, 5000) and a.shape == r.shape == (3, 5000)
+    assert np.all(s[0] == 1) and np.all(a[0] == 2)
+    assert np.array_equal(r, small_mdp.R[s[:-1], a])
+    freq = np.bincount(s[1], minlength=small_mdp.n_states) / 5000
+    assert np.allclose(freq, small_mdp.P[1, 2], atol=5 * np.sqrt(0.25 / 5000))
+    s_mu, _, _ = M.sample_batch(small_mdp, small_policy, 20_000, 1, seed=1)
+    assert np.allclose(np.bincount(s_mu[0], minlength=4) / 20_000, small_mdp.mu, atol=5 * np.sqrt(0.25 / 20_000))
