@@ -41,6 +41,7 @@ __all__ = [
     "sample_trajectory",
     "sample_batch",
     "monte_carlo_returns",
+    "river_swim",
 ]
 
 
@@ -363,3 +364,29 @@ def monte_carlo_returns(
     """
     _, _, rewards = sample_batch(mdp, pi, n_episodes, horizon, start_state, start_action, seed)
     return mdp.gamma ** np.arange(rewards.shape[0]) @ rewards
+
+
+def river_swim(n_states: int = 6, gamma: float = 0.95) -> TabularMDP:
+    """The RiverSwim chain (Strehl and Littman, 2008), a small MDP that is hard to explore.
+
+    States ``0 .. n-1`` along a river; action 0 swims downstream (left, always succeeds),
+    action 1 swims upstream (right: moves right with probability 0.35, stays with 0.6,
+    drifts left with 0.05; at the right end it stays with 0.6 + 0.35). Taking action 0 in
+    state 0 pays 5/1000; taking action 1 in the last state pays 1. Starts in state 0 or 1
+    with equal probability. The myopic policy (always left) is a strong local trap.
+    """
+    n = check_positive_int(n_states, "n_states")
+    if n < 2:
+        raise ValueError(f"n_states must be at least 2, got {n}")
+    P = np.zeros((n, 2, n))
+    for s in range(n):
+        P[s, 0, max(s - 1, 0)] = 1.0
+        P[s, 1, min(s + 1, n - 1)] += 0.35
+        P[s, 1, s] += 0.6
+        P[s, 1, max(s - 1, 0)] += 0.05
+    R = np.zeros((n, 2))
+    R[0, 0] = 0.005
+    R[n - 1, 1] = 1.0
+    mu = np.zeros(n)
+    mu[:2] = 0.5
+    return TabularMDP(P, R, gamma, mu)
