@@ -152,3 +152,32 @@ def test_cpi_step_size_checker():
     assert ex.check_cpi_step_size(cpi_step_size)
     with pytest.raises(ex.ExerciseFailure, match="off by"):
         ex.check_cpi_step_size(lambda a, e, g: (1 - g) * a / (4 * g * e))   # no cap, no zero for a <= 0
+
+
+# ----------------------------------------------------------------------------- Chapter 4
+def test_conjugate_gradient_checker():
+    from companion.trpo import conjugate_gradient
+
+    assert ex.check_conjugate_gradient(lambda Avp, b, n: conjugate_gradient(Avp, b, n, tol=0))
+    with pytest.raises(ex.ExerciseFailure, match="off at entry="):
+        ex.check_conjugate_gradient(lambda Avp, b, n: b / 10)       # not a solve
+    with pytest.raises(ex.ExerciseFailure, match="not implemented"):
+        ex.check_conjugate_gradient(_stub)
+
+
+def test_fisher_vector_product_checker():
+    import torch
+
+    def right(W, X, v):
+        W = W.detach().clone().requires_grad_(True)
+        lp_old = torch.log_softmax(X @ W.T, -1).detach()
+        kl = (lp_old.exp() * (lp_old - torch.log_softmax(X @ W.T, -1))).sum(-1).mean()
+        (g,) = torch.autograd.grad(kl, W, create_graph=True)
+        (h,) = torch.autograd.grad((g.reshape(-1) * v).sum(), W)
+        return h.reshape(-1)
+
+    assert ex.check_fisher_vector_product(right)
+    with pytest.raises(ex.ExerciseFailure, match="off at entry="):
+        ex.check_fisher_vector_product(lambda W, X, v: v)            # identity is not the Fisher matrix
+    with pytest.raises(ex.ExerciseFailure, match="torch tensor"):
+        ex.check_fisher_vector_product(lambda W, X, v: v.numpy())

@@ -1,0 +1,115 @@
+"""Collecting fixed-length rollouts from gymnasium vector environments (used by TRPO and PPO).
+
+A rollout is ``T`` steps of ``N`` environments stepped together, stored with time on
+axis 0, which is the layout :func:`companion.gae.gae` expects.
+
+Gymnasium's vector environments reset an environment whose episode ended on the *next*
+call to ``step`` (autoreset mode "next step"). So after a step with
+``terminated or truncated``, the observation returned is still the episode's *final*
+observation (exactly what a truncated step must bootstrap from), and the following step
+of that environment only resets it: its action is ignored and its reward is 0. Such
+steps are marked ``valid = False`` and must be left out of every loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Rollout", "RolloutCollector"]
+
+
+@dataclass
+class Rollout:
+    """``T`` steps of ``N`` environments; every array has leading shape ``(T, N)``."""
+
+    obs: Any
+    actions: Any
+    logp: Any
+    values: Any
+    next_values: Any
+    rewards: Any
+    terminated: Any
+    truncated: Any
+    valid: Any
+    episode_returns: list[float] = field(default_factory=list)
+    episode_lengths: list[int] = field(default_factory=list)
+
+
+class RolloutCollector:
+    """Steps ``envs`` with a policy and keeps the environments' state between rollouts.
+
+    Parameters
+    ----------
+    envs
+        A gymnasium vector environment (next-step autoreset, gymnasium's default).
+    act
+        ``act(obs) -> (actions, logp)`` on a float32 tensor of observations ``(N, ...)``;
+        called under ``torch.no_grad``.
+    value
+        ``value(obs) -> values`` of shape ``(N,)``.
+    seed
+        Seed for the first ``reset``.
+    device
+        torch device of the tensors handed to ``act`` and ``value``.
+    """
+
+    def __init__(self, envs: Any, act: Callable[[Any], tuple[Any, Any]], value: Callable[[Any], Any],
+                 seed: int, device: str = "cpu") -> None:
+        import torch
+
+        self.envs, self.act, self.value, self.device = envs, act, value, device
+        obs, _ = envs.reset(seed=seed)
+        self._obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+        self._just_reset = np.zeros(envs.num_envs, dtype=bool)
+        self._ep_return = np.zeros(envs.num_envs)
+        self._ep_length = np.zeros(envs.num_envs, dtype=np.int64)
+        self.total_steps = 0
+
+    def collect(self, n_steps: int) -> Rollout:
+        """Run ``n_steps`` steps of every environment; returns a :class:`Rollout` of torch tensors."""
+        import torch
+
+        N, dev = self.envs.num_envs, self.device
+        f32 = torch.float32
+        obs = torch.zeros((n_steps + 1, *self._obs.shape), dtype=f32, device=dev)
+        rewards = torch.zeros((n_steps, N), dtype=f32, device=dev)
+        terminated = torch.zeros((n_steps, N), dtype=f32, device=dev)
+        truncated = torch.zeros((n_steps, N), dtype=f32, device=dev)
+        valid = torch.zeros((n_steps, N), dtype=torch.bool, device=dev)
+        actions, logps = [], []
+        returns, lengths = [], []
+        for t in range(n_steps):
+            obs[t] = self._obs
+            with torch.no_grad():
+                action, logp = self.act(self._obs)
+            actions.append(action)
+            logps.append(logp)
+            next_obs, reward, term, trunc, _ = self.envs.step(action.cpu().numpy())
+            ok = ~self._just_reset
+            valid[t] = torch.as_tensor(ok, device=dev)
+            rewards[t] = torch.as_tensor(reward * ok, dtype=torch.float32, device=dev)
+            terminated[t] = torch.as_tensor(term & ok, dtype=torch.float32, device=dev)
+            truncated[t] = torch.as_tensor(trunc & ok, dtype=torch.float32, device=dev)
+            self._ep_return += reward * ok
+            self._ep_length += ok
+            done = (term | trunc) & ok
+            for i in np.flatnonzero(done):
+                returns.append(float(self._ep_return[i]))
+                lengths.append(int(self._ep_length[i]))
+            self._ep_return[done] = 0.0
+            self._ep_length[done] = 0
+            self._just_reset = done
+            self._obs = torch.as_tensor(next_obs, dtype=torch.float32, device=dev)
+        obs[n_steps] = self._obs
+        with torch.no_grad():
+            all_values = self.value(obs.reshape(-1, *obs.shape[2:])).reshape(n_steps + 1, N)
+        self.total_steps += int(valid.sum())
+        return Rollout(
+            obs=obs[:-1], actions=torch.stack(actions), logp=torch.stack(logps),
+            values=all_values[:-1], next_values=all_values[1:], rewards=rewards,
+            terminated=terminated, truncated=truncated, valid=valid,
+            episode_returns=returns, episode_lengths=lengths,
+        )

@@ -1,0 +1,143 @@
+"""Tests of companion.trpo and companion.rollout."""
+
+import numpy as np
+import pytest
+import torch
+
+from companion import mdp as M
+from companion import trpo
+from companion.cpi import mixture, surrogate
+
+
+def test_divergences_by_hand():
+    p, q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
+    assert trpo.tv_distance(p, q) == pytest.approx(0.4)
+    assert trpo.kl_divergence(p, q) == pytest.approx(0.5 * np.log(0.5 / 0.9) + 0.5 * np.log(0.5 / 0.1))
+    assert trpo.kl_divergence([1.0, 0.0], [0.5, 0.5]) == pytest.approx(np.log(2))  # 0 log 0 = 0
+    assert trpo.kl_divergence([0.5, 0.5], [1.0, 0.0]) == np.inf
+    pi, pi2 = np.array([[0.5, 0.5], [1.0, 0.0]]), np.array([[0.9, 0.1], [0.8, 0.2]])
+    assert trpo.max_tv(pi, pi2) == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="q must have shape"):
+        trpo.tv_distance(p, [1.0])
+    with pytest.raises(ValueError, match="p must sum to 1"):
+        trpo.kl_divergence([0.5, 0.6], q)
+
+
+def test_pinsker_on_random_distributions():
+    rng = np.random.default_rng(0)
+    p, q = rng.dirichlet(np.ones(5), 2000), rng.dirichlet(np.ones(5), 2000)
+    assert np.all(trpo.tv_distance(p, q) ** 2 <= trpo.kl_divergence(p, q) / 2 + 1e-12)
+
+
+def test_lower_bounds_hold_and_are_ordered():
+    for i in range(50):
+        m = M.random_mdp(4, 3, gamma=0.9, seed=i)
+        old = M.random_policy(4, 3, seed=100 + i)
+        new = M.random_policy(4, 3, seed=200 + i)
+        J = M.expected_return(m, new)
+        tvb, klb = trpo.trpo_lower_bound(m, old, new), trpo.trpo_kl_lower_bound(m, old, new)
+        assert J >= tvb - 1e-10 and klb <= tvb + 1e-12
+    assert trpo.trpo_lower_bound(m, old, old) == pytest.approx(M.expected_return(m, old))
+    assert trpo.surrogate is surrogate
+
+
+def test_mixture_is_a_special_case_of_the_tv_bound(small_mdp, small_policy):
+    other = M.random_policy(4, 3, seed=3)
+    mixed = mixture(small_policy, other, 0.3)
+    assert trpo.max_tv(small_policy, mixed) <= 0.3 + 1e-12
+
+
+def test_conjugate_gradient_numpy_and_torch():
+    rng = np.random.default_rng(1)
+    B = rng.normal(size=(6, 6))
+    A = B @ B.T + 6 * np.eye(6)
+    b = rng.normal(size=6)
+    assert np.allclose(trpo.conjugate_gradient(lambda v: A @ v, b, n_iters=6, tol=0), np.linalg.solve(A, b))
+    At, bt = torch.tensor(A), torch.tensor(b)
+    xt = trpo.conjugate_gradient(lambda v: At @ v, bt, n_iters=6, tol=0)
+    assert isinstance(xt, torch.Tensor) and np.allclose(xt.numpy(), np.linalg.solve(A, b))
+    # one iteration from 0 is an exact line search along b
+    D = np.diag([1.0, 4.0])
+    assert np.allclose(trpo.conjugate_gradient(lambda v: D @ v, np.ones(2), n_iters=1), np.ones(2) * 2 / 5)
+
+
+def test_conjugate_gradient_refuses_bad_input():
+    with pytest.raises(ValueError, match="positive-definite"):
+        trpo.conjugate_gradient(lambda v: -v, np.ones(3))
+    with pytest.raises(ValueError, match="1-D"):
+        trpo.conjugate_gradient(lambda v: v, np.ones((2, 2)))
+    with pytest.raises(ValueError, match="n_iters"):
+        trpo.conjugate_gradient(lambda v: v, np.ones(2), n_iters=0)
+
+
+def test_fisher_vector_product_matches_explicit_fisher():
+    torch.manual_seed(0)
+    W = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    X = torch.randn(10, 2, dtype=torch.float64)
+    with torch.no_grad():
+        logp_old = torch.log_softmax(X @ W.T, -1)
+
+    def kl():
+        return (logp_old.exp() * (logp_old - torch.log_softmax(X @ W.T, -1))).sum(-1).mean()
+
+    probs = logp_old.exp()
+    F = torch.zeros(6, 6, dtype=torch.float64)
+    for i in range(10):
+        for a in range(3):
+            s = torch.outer(torch.eye(3, dtype=torch.float64)[a] - probs[i], X[i]).reshape(-1)
+            F += probs[i, a] * torch.outer(s, s) / 10
+    v = torch.randn(6, dtype=torch.float64)
+    assert torch.allclose(trpo.fisher_vector_product(kl, [W], v), F @ v, atol=1e-12)
+    assert torch.allclose(trpo.fisher_vector_product(kl, [W], v, damping=0.5), F @ v + 0.5 * v, atol=1e-12)
+    with pytest.raises(ValueError, match="length 6"):
+        trpo.fisher_vector_product(kl, [W], torch.ones(5, dtype=torch.float64))
+
+
+def test_backtracking_line_search():
+    f = lambda x: -(x - 1.0) ** 2          # noqa: E731  maximum at 1
+    c = lambda x: abs(x)                   # noqa: E731
+    x, frac = trpo.backtracking_line_search(f, c, 0.0, 4.0, max_constraint=10.0)
+    assert frac == 0.25 and x == 1.0       # 4 and 2 do not improve; 1 does
+    x, frac = trpo.backtracking_line_search(f, c, 0.0, 4.0, max_constraint=0.1)
+    assert frac == 0.015625 and x == 0.0625  # the constraint forces a smaller step
+    x, frac = trpo.backtracking_line_search(f, c, 0.0, -1.0, max_constraint=10.0)
+    assert frac == 0.0 and x == 0.0        # no improving point
+    with pytest.raises(ValueError, match="shrink"):
+        trpo.backtracking_line_search(f, c, 0.0, 1.0, 1.0, shrink=1.5)
+
+
+def test_rollout_collector_marks_autoreset_steps_and_bootstraps():
+    from companion.pg import make_vector_env
+    from companion.rollout import RolloutCollector
+
+    envs = make_vector_env("CartPole-v1", 3, seed=0)
+    gen = torch.Generator().manual_seed(0)
+
+    def act(obs):
+        a = torch.randint(0, 2, (obs.shape[0],), generator=gen)
+        return a, torch.full((obs.shape[0],), np.log(0.5))
+
+    col = RolloutCollector(envs, act, lambda o: o[:, 0] * 0 + 1.0, seed=0)
+    ro = col.collect(200)
+    assert ro.obs.shape == (200, 3, 4) and ro.rewards.shape == (200, 3)
+    done = (ro.terminated + ro.truncated) > 0
+    # a step right after an episode end is a reset step: invalid, zero reward
+    after_done = torch.zeros_like(done)
+    after_done[1:] = done[:-1]
+    assert torch.equal(~ro.valid, after_done)
+    assert float(ro.rewards[~ro.valid].abs().sum()) == 0.0
+    assert len(ro.episode_returns) == int(done.sum()) and col.total_steps == int(ro.valid.sum())
+    assert sum(ro.episode_returns) <= float(ro.rewards.sum())
+    envs.close()
+
+
+def test_train_trpo_refuses_bad_config():
+    with pytest.raises(ValueError, match="max_kl"):
+        trpo.train_trpo(trpo.TRPOConfig(max_kl=0.0), progress=False)
+
+
+@pytest.mark.slow
+def test_train_trpo_improves_and_respects_kl():
+    _, _, h = trpo.train_trpo(trpo.TRPOConfig(n_updates=15), seed=1, progress=False)
+    assert max(h.kl) <= 0.01 * (1 + 1e-6)
+    assert h.mean_return[-1] > 2 * h.mean_return[0]
