@@ -4,6 +4,7 @@
 # and two for readers:
 #   make lab        open the chapters in JupyterLab (the .md files open as notebooks)
 #   make exercises  write student notebooks (solutions replaced by stubs) to exercises/
+#   make benchmark  companion PPO vs Stable-Baselines3 on CartPole (installs benchmarks/requirements.txt)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -12,7 +13,7 @@ STAMP  := $(VENV)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export MPLBACKEND := Agg
 
-.PHONY: install notebooks test test-companion test-notebooks book lab exercises clean
+.PHONY: install notebooks test test-companion test-notebooks book lab exercises benchmark clean
 
 install: $(STAMP)
 
@@ -48,6 +49,10 @@ exercises: $(STAMP)
 	rm -rf exercises
 	$(BIN)/python -m companion.notebooks student book exercises
 	@echo "Student notebooks are in $(CURDIR)/exercises/"
+
+benchmark: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
+	$(BIN)/python benchmarks/ppo_cartpole.py
 
 clean:
 	rm -rf _build notebooks exercises .pytest_cache

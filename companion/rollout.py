@@ -54,45 +54,55 @@ class RolloutCollector:
         Seed for the first ``reset``.
     device
         torch device of the tensors handed to ``act`` and ``value``.
+    to_env
+        Optional map from the sampled actions (numpy) to what the environments receive,
+        e.g. clipping a Gaussian sample to the action bounds; the rollout stores the
+        sampled actions, whose log-probabilities ``act`` returned.
     """
 
     def __init__(self, envs: Any, act: Callable[[Any], tuple[Any, Any]], value: Callable[[Any], Any],
-                 seed: int, device: str = "cpu") -> None:
+                 seed: int, device: str = "cpu", to_env: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         import torch
 
-        self.envs, self.act, self.value, self.device = envs, act, value, device
+        self.envs, self.act, self.value, self.device, self.to_env = envs, act, value, device, to_env
         obs, _ = envs.reset(seed=seed)
-        self._obs = torch.as_tensor(obs, dtype=torch.float32, device=device)
+        self._obs = np.asarray(obs, dtype=np.float32)
         self._just_reset = np.zeros(envs.num_envs, dtype=bool)
         self._ep_return = np.zeros(envs.num_envs)
         self._ep_length = np.zeros(envs.num_envs, dtype=np.int64)
         self.total_steps = 0
 
     def collect(self, n_steps: int) -> Rollout:
-        """Run ``n_steps`` steps of every environment; returns a :class:`Rollout` of torch tensors."""
+        """Run ``n_steps`` steps of every environment; returns a :class:`Rollout` of torch tensors.
+
+        Per-step bookkeeping is done in numpy and converted to tensors once at the end:
+        the loop body is the hot path of every learner.
+        """
         import torch
 
         N, dev = self.envs.num_envs, self.device
-        f32 = torch.float32
-        obs = torch.zeros((n_steps + 1, *self._obs.shape), dtype=f32, device=dev)
-        rewards = torch.zeros((n_steps, N), dtype=f32, device=dev)
-        terminated = torch.zeros((n_steps, N), dtype=f32, device=dev)
-        truncated = torch.zeros((n_steps, N), dtype=f32, device=dev)
-        valid = torch.zeros((n_steps, N), dtype=torch.bool, device=dev)
+        obs = np.zeros((n_steps + 1, *self._obs.shape), dtype=np.float32)
+        rewards = np.zeros((n_steps, N), dtype=np.float32)
+        terminated = np.zeros((n_steps, N), dtype=np.float32)
+        truncated = np.zeros((n_steps, N), dtype=np.float32)
+        valid = np.zeros((n_steps, N), dtype=bool)
         actions, logps = [], []
         returns, lengths = [], []
         for t in range(n_steps):
             obs[t] = self._obs
             with torch.no_grad():
-                action, logp = self.act(self._obs)
+                action, logp = self.act(torch.from_numpy(self._obs).to(dev))
             actions.append(action)
             logps.append(logp)
-            next_obs, reward, term, trunc, _ = self.envs.step(action.cpu().numpy())
+            env_action = action.cpu().numpy()
+            if self.to_env is not None:
+                env_action = self.to_env(env_action)
+            next_obs, reward, term, trunc, _ = self.envs.step(env_action)
             ok = ~self._just_reset
-            valid[t] = torch.as_tensor(ok, device=dev)
-            rewards[t] = torch.as_tensor(reward * ok, dtype=torch.float32, device=dev)
-            terminated[t] = torch.as_tensor(term & ok, dtype=torch.float32, device=dev)
-            truncated[t] = torch.as_tensor(trunc & ok, dtype=torch.float32, device=dev)
+            valid[t] = ok
+            rewards[t] = reward * ok
+            terminated[t] = term & ok
+            truncated[t] = trunc & ok
             self._ep_return += reward * ok
             self._ep_length += ok
             done = (term | trunc) & ok
@@ -102,14 +112,16 @@ class RolloutCollector:
             self._ep_return[done] = 0.0
             self._ep_length[done] = 0
             self._just_reset = done
-            self._obs = torch.as_tensor(next_obs, dtype=torch.float32, device=dev)
+            self._obs = np.asarray(next_obs, dtype=np.float32)
         obs[n_steps] = self._obs
+        obs_t = torch.from_numpy(obs).to(dev)
         with torch.no_grad():
-            all_values = self.value(obs.reshape(-1, *obs.shape[2:])).reshape(n_steps + 1, N)
+            all_values = self.value(obs_t.reshape(-1, *obs_t.shape[2:])).reshape(n_steps + 1, N)
         self.total_steps += int(valid.sum())
+        as_t = lambda a: torch.from_numpy(a).to(dev)  # noqa: E731
         return Rollout(
-            obs=obs[:-1], actions=torch.stack(actions), logp=torch.stack(logps),
-            values=all_values[:-1], next_values=all_values[1:], rewards=rewards,
-            terminated=terminated, truncated=truncated, valid=valid,
+            obs=obs_t[:-1], actions=torch.stack(actions), logp=torch.stack(logps),
+            values=all_values[:-1], next_values=all_values[1:], rewards=as_t(rewards),
+            terminated=as_t(terminated), truncated=as_t(truncated), valid=as_t(valid),
             episode_returns=returns, episode_lengths=lengths,
         )

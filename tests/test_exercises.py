@@ -181,3 +181,36 @@ def test_fisher_vector_product_checker():
         ex.check_fisher_vector_product(lambda W, X, v: v)            # identity is not the Fisher matrix
     with pytest.raises(ex.ExerciseFailure, match="torch tensor"):
         ex.check_fisher_vector_product(lambda W, X, v: v.numpy())
+
+
+# ----------------------------------------------------------------------------- Chapter 5
+def test_clipped_surrogate_checker():
+    import torch
+
+    assert ex.check_clipped_surrogate(lambda r, a, e: torch.minimum(r * a, torch.clamp(r, 1 - e, 1 + e) * a))
+    with pytest.raises(ex.ExerciseFailure, match="value is off"):   # the notes' misprint: clip(r A)
+        ex.check_clipped_surrogate(lambda r, a, e: torch.minimum(r * a, torch.clamp(r * a, 1 - e, 1 + e)))
+    with pytest.raises(ex.ExerciseFailure, match="value is off"):   # max instead of min
+        ex.check_clipped_surrogate(lambda r, a, e: torch.maximum(r * a, torch.clamp(r, 1 - e, 1 + e) * a))
+
+
+def test_approx_kl_checker():
+    assert ex.check_approx_kl(lambda new, old: ((new - old).exp() - 1 - (new - old)).mean())
+    with pytest.raises(ex.ExerciseFailure, match="naive estimate"):
+        ex.check_approx_kl(lambda new, old: (old - new).mean())
+
+
+# ----------------------------------------------------------------------------- Chapter 7
+def test_group_advantages_checker():
+    from companion.grpo import group_advantages
+
+    assert ex.check_group_advantages(lambda r, scale=True: group_advantages(r, scale=scale))
+    with pytest.raises(ex.ExerciseFailure, match="scale=True"):       # population std instead of sample std
+        ex.check_group_advantages(lambda r, scale=True: (r - r.mean(1, keepdims=True)) / (r.std(1, keepdims=True) + 1e-4)
+                                  if scale else r - r.mean(1, keepdims=True))
+
+
+def test_k3_expectation_checker():
+    assert ex.check_k3_expectation(lambda p, q: float(np.sum(p * (q / p - np.log(q / p) - 1))))
+    with pytest.raises(ex.ExerciseFailure, match="KL\\(q \\|\\| p\\)"):
+        ex.check_k3_expectation(lambda p, q: float(np.sum(q * (p / q - np.log(p / q) - 1))))
