@@ -371,7 +371,7 @@ def check_clipped_surrogate(fn: Callable[..., Any]) -> bool:
     err = (got.detach() - want).abs()
     if err.max() > 1e-9:
         i = int(err.argmax())
-        _fail(f"the value is off by {float(got[i] - want[i]):+.4g} at {labels[i]}.")
+        _fail(f"the value is off by {float(got.detach()[i] - want[i]):+.4g} at {labels[i]}.")
     if not got.requires_grad:
         _fail("the result does not depend on ratio through autograd; build it from torch operations on ratio.")
     (grad,) = torch.autograd.grad(got.sum(), ratio)

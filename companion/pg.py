@@ -37,7 +37,6 @@ __all__ = [
     "reinforce_gradient",
     "ESTIMATORS",
     "ReinforceConfig",
-    "make_vector_env",
     "train_reinforce",
 ]
 
@@ -242,37 +241,6 @@ class ReinforceHistory:
     loss: list[float] = field(default_factory=list)
 
 
-def _mlp(sizes: list[int]) -> Any:
-    import torch.nn as nn
-
-    layers: list[nn.Module] = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.Tanh())
-    return nn.Sequential(*layers)
-
-
-def make_vector_env(env_id: str, num_envs: int, seed: int) -> Any:
-    """``num_envs`` copies of ``env_id`` stepped together (gymnasium's vector API).
-
-    Uses the environment's own vectorised implementation when it has one (CartPole
-    does: all copies are stepped by one numpy computation), else a ``SyncVectorEnv``.
-    Either way the autoreset mode is gymnasium's default, *next step*: after an episode
-    ends, the following ``step`` call only resets that copy (its action is ignored and
-    its reward is 0), so learners must skip that transition.
-    """
-    import gymnasium as gym
-
-    num_envs = check_positive_int(num_envs, "num_envs")
-    try:
-        envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
-    except (gym.error.Error, ValueError, TypeError):
-        envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
-    envs.reset(seed=seed)
-    return envs
-
-
 def train_reinforce(config: ReinforceConfig, seed: int = 0, progress: bool = True) -> tuple[Any, ReinforceHistory]:
     """Train a softmax MLP policy with REINFORCE; returns ``(policy_network, history)``.
 
@@ -287,6 +255,9 @@ def train_reinforce(config: ReinforceConfig, seed: int = 0, progress: bool = Tru
     import gymnasium as gym
     import torch
     from tqdm.auto import tqdm
+
+    from companion.nets import mlp
+    from companion.rollout import make_vector_env
 
     if config.estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {config.estimator!r}")
@@ -303,7 +274,7 @@ def train_reinforce(config: ReinforceConfig, seed: int = 0, progress: bool = Tru
         raise ValueError(f"{config.env_id} must have a Discrete action space for this learner")
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     n_actions = int(envs.single_action_space.n)
-    policy = _mlp([obs_dim, *config.hidden, n_actions]).to(config.device, dtype=torch.float32)
+    policy = mlp([obs_dim, *config.hidden, n_actions]).to(config.device, dtype=torch.float32)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
     history = ReinforceHistory()
     total_steps = 0

@@ -116,26 +116,6 @@ class PPOHistory:
     wall_time: list[float] = field(default_factory=list)
 
 
-def _layer(n_in: int, n_out: int, gain: float, ortho: bool) -> Any:
-    import torch.nn as nn
-
-    layer = nn.Linear(n_in, n_out)
-    if ortho:
-        nn.init.orthogonal_(layer.weight, gain)
-        nn.init.zeros_(layer.bias)
-    return layer
-
-
-def _net(sizes: list[int], out_gain: float, ortho: bool) -> Any:
-    import torch.nn as nn
-
-    layers: list[Any] = []
-    for i in range(len(sizes) - 2):
-        layers += [_layer(sizes[i], sizes[i + 1], float(np.sqrt(2)), ortho), nn.Tanh()]
-    layers.append(_layer(sizes[-2], sizes[-1], out_gain, ortho))
-    return nn.Sequential(*layers)
-
-
 class Agent:
     """Actor (categorical or diagonal Gaussian policy) and critic, as two separate MLPs."""
 
@@ -143,13 +123,15 @@ class Agent:
         import gymnasium as gym
         import torch
 
+        from companion.nets import mlp
+
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         if not self.discrete and not isinstance(action_space, gym.spaces.Box):
             raise ValueError(f"unsupported action space {action_space}")
         n_out = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
         h = list(config.hidden)
-        self.actor = _net([obs_dim, *h, n_out], 0.01, config.ortho_init).to(config.device)
-        self.critic = _net([obs_dim, *h, 1], 1.0, config.ortho_init).to(config.device)
+        self.actor = mlp([obs_dim, *h, n_out], config.ortho_init, out_gain=0.01).to(config.device)
+        self.critic = mlp([obs_dim, *h, 1], config.ortho_init, out_gain=1.0).to(config.device)
         params = list(self.actor.parameters()) + list(self.critic.parameters())
         if not self.discrete:
             self.log_std = torch.nn.Parameter(torch.full((n_out,), config.log_std_init, device=config.device))
@@ -244,8 +226,7 @@ def train_ppo(
     from tqdm.auto import tqdm
 
     from companion.gae import gae
-    from companion.pg import make_vector_env
-    from companion.rollout import RolloutCollector
+    from companion.rollout import RolloutCollector, make_vector_env
 
     check_positive_int(config.total_timesteps, "total_timesteps")
     for name in ("num_envs", "n_steps", "n_epochs", "n_minibatches"):

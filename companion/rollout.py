@@ -18,7 +18,29 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Rollout", "RolloutCollector"]
+from companion._validate import check_positive_int
+
+__all__ = ["make_vector_env", "Rollout", "RolloutCollector"]
+
+
+def make_vector_env(env_id: str, num_envs: int, seed: int) -> Any:
+    """``num_envs`` copies of ``env_id`` stepped together (gymnasium's vector API).
+
+    Uses the environment's own vectorised implementation when it has one (CartPole
+    does: all copies are stepped by one numpy computation), else a ``SyncVectorEnv``.
+    Either way the autoreset mode is gymnasium's default, *next step*: after an episode
+    ends, the following ``step`` call only resets that copy (its action is ignored and
+    its reward is 0), so learners must skip that transition.
+    """
+    import gymnasium as gym
+
+    num_envs = check_positive_int(num_envs, "num_envs")
+    try:
+        envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    except (gym.error.Error, ValueError, TypeError):
+        envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
+    envs.reset(seed=seed)
+    return envs
 
 
 @dataclass

@@ -246,8 +246,8 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
     from tqdm.auto import tqdm
 
     from companion.gae import gae
-    from companion.pg import _mlp, make_vector_env
-    from companion.rollout import RolloutCollector
+    from companion.nets import mlp
+    from companion.rollout import RolloutCollector, make_vector_env
 
     if not config.max_kl > 0:
         raise ValueError(f"max_kl must be positive, got {config.max_kl}")
@@ -259,8 +259,8 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     n_actions = int(envs.single_action_space.n)
     dev = config.device
-    policy = _mlp([obs_dim, *config.hidden, n_actions]).to(dev, dtype=torch.float32)
-    value_net = _mlp([obs_dim, *config.hidden, 1]).to(dev, dtype=torch.float32)
+    policy = mlp([obs_dim, *config.hidden, n_actions]).to(dev, dtype=torch.float32)
+    value_net = mlp([obs_dim, *config.hidden, 1]).to(dev, dtype=torch.float32)
     vf_opt = torch.optim.Adam(value_net.parameters(), lr=config.vf_lr)
     params = list(policy.parameters())
     gen = torch.Generator(device=dev).manual_seed(seed)

@@ -107,8 +107,7 @@ def test_backtracking_line_search():
 
 
 def test_rollout_collector_marks_autoreset_steps_and_bootstraps():
-    from companion.pg import make_vector_env
-    from companion.rollout import RolloutCollector
+    from companion.rollout import RolloutCollector, make_vector_env
 
     envs = make_vector_env("CartPole-v1", 3, seed=0)
     gen = torch.Generator().manual_seed(0)
