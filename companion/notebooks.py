@@ -8,8 +8,8 @@ Two kinds of copy are written, both generated (git-ignored), never edited by han
   In every code cell tagged ``solution`` the lines between ``# BEGIN SOLUTION`` and
   ``# END SOLUTION`` are replaced by ``raise NotImplementedError(...)`` at the same
   indentation (a tagged cell without markers is replaced whole); the worked solutions
-  written in prose (``{solution}`` blocks and the ``{solution-start}``/``{solution-end}``
-  markers around solution code) are removed. The checker cells stay, so each stub
+  written in prose (``{solution}`` blocks, and everything between the
+  ``{solution-start}``/``{solution-end}`` markers except the stubbed code) are removed. The checker cells stay, so each stub
   fails its checker until the reader fills it in.
 
 Usage::
@@ -33,7 +33,7 @@ __all__ = ["to_student", "strip_solution_markup", "stub_source", "convert"]
 SOLUTION_TAG = "solution"
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 STUB = 'raise NotImplementedError("Exercise: write your code here, then run the checker below.")'
-_SOLUTION_DIRECTIVE = re.compile(r"^\s*(?P<fence>`{3,}|:{3,})\{(?:solution|solution-start|solution-end)\}")
+_SOLUTION_DIRECTIVE = re.compile(r"^\s*(?P<fence>`{3,}|:{3,})\{(?P<kind>solution|solution-start|solution-end)\}")
 
 
 def stub_source(source: str) -> str:
@@ -65,34 +65,47 @@ def stub_source(source: str) -> str:
     return "\n".join(out)
 
 
-def strip_solution_markup(markdown: str) -> str:
-    """Remove ``{solution}``, ``{solution-start}`` and ``{solution-end}`` blocks from markdown."""
+def strip_solution_markup(markdown: str, inside_gated: bool = False) -> tuple[str, bool]:
+    """Remove worked solutions from a markdown cell.
+
+    Drops ``{solution}`` blocks, the ``{solution-start}``/``{solution-end}`` markers, and
+    every line between such markers (the prose of a gated solution; the gate can span
+    several cells, so its state is passed in and returned). Returns
+    ``(text, inside_gated)``.
+    """
     out: list[str] = []
     fence: str | None = None
     for line in markdown.splitlines():
-        if fence is None:
-            m = _SOLUTION_DIRECTIVE.match(line)
-            if m:
-                fence = m.group("fence")
-                continue
+        if fence is not None:                      # inside a directive's own fenced block
+            if line.strip() == fence:
+                fence = None
+            continue
+        m = _SOLUTION_DIRECTIVE.match(line)
+        if m:
+            fence = m.group("fence")
+            if m.group("kind") == "solution-start":
+                inside_gated = True
+            elif m.group("kind") == "solution-end":
+                inside_gated = False
+            continue
+        if not inside_gated:
             out.append(line)
-        elif line.strip() == fence:
-            fence = None
     if fence is not None:
         raise ValueError(f"a solution block opened with {fence} is never closed")
-    return "\n".join(out).strip("\n")
+    return "\n".join(out).strip("\n"), inside_gated
 
 
 def to_student(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Return the student copy of a chapter notebook (see the module docstring)."""
     cells = []
+    inside_gated = False
     for cell in nb.cells:
         cell = nbformat.from_dict(dict(cell))
         if cell.cell_type == "code" and SOLUTION_TAG in cell.metadata.get("tags", []):
             cell.source = stub_source(cell.source)
             cell.outputs, cell.execution_count = [], None
         elif cell.cell_type == "markdown":
-            cell.source = strip_solution_markup(cell.source)
+            cell.source, inside_gated = strip_solution_markup(cell.source, inside_gated)
             if not cell.source.strip():
                 continue
         cells.append(cell)

@@ -38,9 +38,12 @@ def test_stub_source_refuses_malformed_markers(src, message):
 
 def test_strip_solution_markup():
     md = "Intro\n\n```{solution} ex-a\n:class: dropdown\nThe answer is 42.\n```\n\nAfter\n````{solution-start} ex-b\n````"
-    out = nbgen.strip_solution_markup(md)
+    out, gated = nbgen.strip_solution_markup(md)
     assert "42" not in out and "solution" not in out
-    assert out.startswith("Intro") and "After" in out
+    assert out.startswith("Intro") and "After" in out and gated
+    # prose inside a gated solution, in a later cell, is dropped until the end marker
+    out2, gated2 = nbgen.strip_solution_markup("Hint: use P @ V.\n```{solution-end}\n```\nNext section", gated)
+    assert "Hint" not in out2 and out2 == "Next section" and not gated2
     with pytest.raises(ValueError, match="never closed"):
         nbgen.strip_solution_markup("```{solution} ex\nopen")
 
@@ -56,6 +59,7 @@ def test_every_chapter_solution_cell_is_stubbed(tmp_path):
         assert len(stubs) == n_solutions
         text = "\n".join(c.source for c in nb.cells)
         assert "BEGIN SOLUTION" not in text and "{solution" not in text
+        assert "Build $P_\\pi$ and $r_\\pi$" not in text          # prose of a gated solution (Chapter 1)
 
 
 @pytest.mark.slow
