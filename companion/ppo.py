@@ -238,7 +238,6 @@ def train_ppo(
         raise ValueError(f"num_envs * n_steps = {batch_size} must be divisible by n_minibatches")
 
     torch.manual_seed(seed)
-    np.random.seed(seed)
     dev = config.device
     envs = make_vector_env(env_id, config.num_envs, seed)
     obs_dim = int(np.prod(envs.single_observation_space.shape))
