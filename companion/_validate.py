@@ -63,17 +63,22 @@ def check_distribution(x: Any, name: str, shape: tuple[int, ...] | None = None) 
     return arr
 
 
+def check_unit_interval(x: Any, name: str, allow_one: bool = True) -> float:
+    """Check a number in ``[0, 1]`` (or ``[0, 1)`` with ``allow_one=False``) and return it as a float."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {x!r}") from None
+    upper_ok = v <= 1.0 if allow_one else v < 1.0
+    if not (np.isfinite(v) and v >= 0.0 and upper_ok):
+        interval = "[0, 1]" if allow_one else "[0, 1)"
+        raise ValueError(f"{name} must lie in {interval}, got {x!r}")
+    return v
+
+
 def check_gamma(gamma: Any, allow_one: bool = False) -> float:
     """Check a discount factor: ``0 <= gamma < 1`` (or ``<= 1`` with ``allow_one``)."""
-    try:
-        g = float(gamma)
-    except (TypeError, ValueError):
-        raise ValueError(f"gamma must be a number, got {gamma!r}") from None
-    upper_ok = g <= 1.0 if allow_one else g < 1.0
-    if not (np.isfinite(g) and g >= 0.0 and upper_ok):
-        interval = "[0, 1]" if allow_one else "[0, 1)"
-        raise ValueError(f"gamma must lie in {interval}, got {gamma!r}")
-    return g
+    return check_unit_interval(gamma, "gamma", allow_one=allow_one)
 
 
 def check_positive_int(n: Any, name: str) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from companion._validate import check_positive_int
+from companion._validate import check_distribution, check_gamma, check_positive_int, check_unit_interval
 from companion.mdp import (
     TabularMDP,
     advantage_function,
@@ -35,29 +35,17 @@ __all__ = [
 ]
 
 
-def _check_alpha(alpha: Any) -> float:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}") from None
-    if not 0.0 <= a <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
-    return a
-
-
 def mixture(pi: Any, pi_new: Any, alpha: float) -> np.ndarray:
     """The mixture policy :math:`\\pi_\\alpha = (1 - \\alpha)\\pi + \\alpha \\pi'` (Chapter 3, eq. ``mixture``).
 
     Both policies must be row-stochastic arrays of the same shape and ``alpha`` must lie in
     [0, 1]; the result is then row-stochastic too.
     """
-    from companion._validate import check_distribution
-
     p = check_distribution(pi, "pi")
     q = check_distribution(pi_new, "pi_new")
     if p.shape != q.shape or p.ndim != 2:
         raise ValueError(f"pi and pi_new must be (S, A) arrays of the same shape, got {p.shape} and {q.shape}")
-    a = _check_alpha(alpha)
+    a = check_unit_interval(alpha, "alpha")
     return (1.0 - a) * p + a * q
 
 
@@ -102,9 +90,7 @@ def kakade_langford_bound(policy_adv: float, eps: float, alpha: Any, gamma: floa
 
     ``alpha`` may be a scalar or an array of values in [0, 1]; the result has its shape.
     """
-    g = float(gamma)
-    if not 0.0 <= g < 1.0:
-        raise ValueError(f"gamma must lie in [0, 1), got {gamma!r}")
+    g = check_gamma(gamma)
     if not np.isfinite(policy_adv):
         raise ValueError(f"policy_adv must be finite, got {policy_adv!r}")
     if not (np.isfinite(eps) and eps >= 0):

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from companion._validate import as_array, check_positive_int
+from companion._validate import as_array, check_gamma, check_positive_int, check_unit_interval
 
 __all__ = ["gae", "lambda_returns", "k_step_advantage"]
 
@@ -40,16 +40,6 @@ def _is_torch(x: Any) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(x, torch.Tensor)
-
-
-def _check_unit_interval(x: Any, name: str) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in [0, 1], got {x!r}") from None
-    if not (0.0 <= v <= 1.0):
-        raise ValueError(f"{name} must lie in [0, 1], got {x!r}")
-    return v
 
 
 def _prepare(rewards: Any, values: Any, next_values: Any, terminated: Any, truncated: Any) -> tuple:
@@ -117,8 +107,8 @@ def gae(
         ``done = terminated or truncated`` and :math:`\\hat A_T = 0` (Chapter 6, eq.
         ``gae-recursion``). Vectorised over ``N``; numpy in, numpy out; torch in, torch out.
     """
-    gamma = _check_unit_interval(gamma, "gamma")
-    lam = _check_unit_interval(lam, "lam")
+    gamma = check_gamma(gamma, allow_one=True)
+    lam = check_unit_interval(lam, "lam")
     r, v, v_next, term, trunc = _prepare(rewards, values, next_values, terminated, truncated)
     not_terminal = 1 - term
     not_done = (1 - term) * (1 - trunc)
@@ -158,9 +148,7 @@ def k_step_advantage(rewards: Any, values: Any, gamma: float, k: int) -> np.ndar
     T = r.shape[0]
     v = as_array(values, "values", shape=(T + 1,))
     k = check_positive_int(k, "k")
-    g = float(gamma)
-    if not 0.0 <= g <= 1.0:
-        raise ValueError(f"gamma must lie in [0, 1], got {gamma!r}")
+    g = check_gamma(gamma, allow_one=True)
     delta = r + g * v[1:] - v[:-1]
     # A^(k)_t = sum_{l<k} gamma^l delta_{t+l}, with delta = 0 past the end of the segment
     padded = np.concatenate([delta, np.zeros(min(k, T))])

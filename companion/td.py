@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from companion._validate import as_array, check_positive_int
+from companion._validate import as_array, check_gamma, check_positive_int
 from companion.mdp import TabularMDP, _categorical, check_policy
 
 __all__ = ["td0", "td_residual"]
@@ -34,8 +34,7 @@ def td_residual(rewards: Any, values: Any, next_values: Any, gamma: float) -> np
     r = as_array(rewards, "rewards")
     v = as_array(values, "values", shape=r.shape)
     v_next = as_array(next_values, "next_values", shape=r.shape)
-    if not (0.0 <= float(gamma) <= 1.0):
-        raise ValueError(f"gamma must lie in [0, 1], got {gamma!r}")
+    gamma = check_gamma(gamma, allow_one=True)
     return r + gamma * v_next - v
 
 
