@@ -235,6 +235,13 @@ class GRUPolicy:
             m.load_state_dict(state[i])
 
     @staticmethod
+    def _initial_state(embed: Any, project: Any, prompts: Any) -> Any:
+        """GRU initial state from the two embedded prompt digits: shape ``(1, B, hidden)``."""
+        import torch
+
+        return torch.tanh(project(embed(prompts).reshape(prompts.shape[0], -1)))[None]
+
+    @staticmethod
     def _inputs(prompts: Any, tokens: Any) -> Any:
         import torch
 
@@ -243,18 +250,14 @@ class GRUPolicy:
 
     def logits(self, prompts: Any, tokens: Any) -> Any:
         """Next-token logits at every position, teacher-forced on ``tokens``: shape ``(B, T, V)``."""
-        import torch
-
-        h0 = torch.tanh(self.prompt(self.embed(prompts).reshape(prompts.shape[0], -1)))[None]
+        h0 = self._initial_state(self.embed, self.prompt, prompts)
         out, _ = self.gru(self.embed(self._inputs(prompts, tokens)), h0)
         return self.head(out)
 
     def values(self, prompts: Any, tokens: Any) -> Any:
         """Critic's value before each generated token: shape ``(B, T)``."""
-        import torch
-
         c = self.critic
-        h0 = torch.tanh(c["prompt"](c["embed"](prompts).reshape(prompts.shape[0], -1)))[None]
+        h0 = self._initial_state(c["embed"], c["prompt"], prompts)
         out, _ = c["gru"](c["embed"](self._inputs(prompts, tokens)), h0)
         return c["head"](out).squeeze(-1)
 
@@ -270,7 +273,7 @@ def sample_outputs(policy: GRUPolicy, prompts: np.ndarray, max_len: int, generat
     B = len(prompts)
     p = torch.as_tensor(prompts, dtype=torch.long)
     with torch.no_grad():
-        h = torch.tanh(policy.prompt(policy.embed(p).reshape(B, -1)))[None]
+        h = policy._initial_state(policy.embed, policy.prompt, p)
         tok = torch.full((B, 1), DigitSumTask.VOCAB, dtype=torch.long)
         tokens = torch.zeros((B, max_len + 1), dtype=torch.long)
         alive = torch.ones(B, dtype=torch.bool)

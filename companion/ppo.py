@@ -158,10 +158,13 @@ class Agent:
             logp_all = torch.log_softmax(out, -1)
             a = torch.multinomial(logp_all.exp(), 1, generator=generator).squeeze(1)
             return a, logp_all.gather(1, a[:, None]).squeeze(1)
-        std = self.log_std.exp()
-        a = out + std * torch.randn(out.shape, generator=generator, device=out.device)
-        logp = (-0.5 * ((a - out) / std) ** 2 - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
-        return a, logp
+        a = out + self.log_std.exp() * torch.randn(out.shape, generator=generator, device=out.device)
+        return a, self._gaussian_logp(a, out)
+
+    def _gaussian_logp(self, actions: Any, mean: Any) -> Any:
+        """:math:`\\sum_i \\log \\mathcal N(a_i; \\mu_i, \\sigma_i^2)` of the diagonal Gaussian policy."""
+        z = (actions - mean) / self.log_std.exp()
+        return (-0.5 * z**2 - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
 
     def log_prob_entropy(self, obs: Any, actions: Any) -> tuple[Any, Any]:
         """:math:`\\log \\pi_\\theta(a|s)` of the given actions and the entropy of :math:`\\pi_\\theta(\\cdot|s)`."""
@@ -171,8 +174,7 @@ class Agent:
         if self.discrete:
             logp_all = torch.log_softmax(out, -1)
             return logp_all.gather(1, actions.long()[:, None]).squeeze(1), -(logp_all.exp() * logp_all).sum(-1)
-        std = self.log_std.exp()
-        logp = (-0.5 * ((actions - out) / std) ** 2 - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
+        logp = self._gaussian_logp(actions, out)
         entropy = (0.5 + 0.5 * np.log(2 * np.pi) + self.log_std).sum().expand(out.shape[0])
         return logp, entropy
 
