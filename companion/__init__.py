@@ -12,7 +12,8 @@ states the equation it implements and the chapter that derives it.
 * :mod:`companion.gae` - generalized advantage estimation (Ch. 6)
 * :mod:`companion.grpo` - group advantages, the k3 KL estimator, the GRPO loss and experiment (Ch. 7)
 * :mod:`companion.rollout`, :mod:`companion.nets` - vector-environment rollouts and MLPs for the learners
-* :mod:`companion.exercises` - checkers for the book's coding exercises
+* :mod:`companion.stats` - bootstrap intervals over seeds for every stochastic claim
+* :mod:`companion.exercises` - checkers for the book's coding exercises, one module per chapter
 * :mod:`companion.notebooks` - generates plain and student ``.ipynb`` copies of the chapters
 """
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from companion import exercises as ex
+from companion.exercises._common import _test_mdps
 
 
 def _solve(P, R, gamma, pi):
@@ -51,7 +52,7 @@ def test_expected_td_residual_checker_rejects_the_advantage_by_another_route():
     from companion import mdp as M
 
     def advantage_only(P, R, gamma, V):
-        for _, m, pi in ex._test_mdps():
+        for _, m, pi in _test_mdps():
             if np.allclose(m.P, P):
                 return M.advantage_function(m, pi)
         raise AssertionError("unknown test MDP")
