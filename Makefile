@@ -1,29 +1,47 @@
 # Two commands a fresh machine needs (Python 3.11 and pip only):
 #   make book   set up .venv, build the HTML book (every chapter executed)
 #   make test   set up .venv, run pytest on the companion and nbval on every chapter
-# and two for readers:
-#   make lab        open the chapters in JupyterLab (the .md files open as notebooks)
-#   make exercises  write student notebooks (solutions replaced by stubs) to exercises/
-#   make benchmark  companion PPO vs Stable-Baselines3 on CartPole (installs benchmarks/requirements.txt)
+# and some for readers and maintainers:
+#   make lab           open the chapters in JupyterLab (the .md files open as notebooks)
+#   make exercises     write student notebooks (solutions replaced by stubs) to exercises/;
+#                      a notebook there that you changed is kept, never overwritten
+#   make browser-test  drive the built book in headless Chromium (run after make book)
+#   make format        format the chapters' code cells (ruff, 88 columns)
+#   make lock          refresh requirements.lock from requirements.txt
+#   make benchmark     companion PPO vs Stable-Baselines3 on CartPole (installs benchmarks/requirements.txt)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# the lock pins every transitive version with hashes (linux x86-64, CPython 3.11);
+# elsewhere use `make ... REQUIREMENTS=requirements.txt` (direct pins only)
+REQUIREMENTS ?= requirements.lock
+HASHES := $(if $(filter requirements.lock,$(REQUIREMENTS)),--require-hashes,)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 
-.PHONY: install notebooks test test-companion test-notebooks book lab exercises benchmark clean
+.PHONY: install notebooks test test-companion test-notebooks book lab exercises benchmark \
+        browser-test format format-check lock check-lock clean
 
 install: $(STAMP)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): requirements.txt pyproject.toml | $(BIN)/python
+$(STAMP): requirements.txt requirements.lock pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet $(HASHES) -r $(REQUIREMENTS)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
+
+lock:
+	$(PYTHON) -m pip install --quiet --target .uv uv==0.13.9
+	PYTHONPATH=.uv .uv/bin/uv pip compile requirements.txt --generate-hashes \
+	    --python-version 3.11.5 --python-platform x86_64-manylinux_2_28 \
+	    $(if $(wildcard /opt/wheels),--find-links /opt/wheels,--extra-index-url $(TORCH_CPU_INDEX)) \
+	    --no-header -o requirements.lock
+	rm -rf .uv
 
 notebooks: $(STAMP)
 	rm -rf notebooks
@@ -35,17 +53,27 @@ test-companion: $(STAMP)
 test-notebooks: notebooks
 	$(BIN)/python -m pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider notebooks
 
-test: test-companion test-notebooks
+test: format-check test-companion test-notebooks
 
+# progress bars are for readers running a notebook; the built pages do not show them
 book: $(STAMP)
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	TQDM_DISABLE=1 $(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html"
+
+browser-test: $(STAMP)
+	$(BIN)/python -m tests.browser.run _build/html
+
+format: $(STAMP)
+	$(BIN)/jupytext --pipe "$(BIN)/ruff format --line-length 88 {}" book/*.md
+	$(BIN)/ruff format companion tests benchmarks
+
+format-check: $(STAMP)
+	$(BIN)/python -m companion.notebooks check-format book
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab book
 
 exercises: $(STAMP)
-	rm -rf exercises
 	$(BIN)/python -m companion.notebooks student book exercises
 	@echo "Student notebooks are in $(CURDIR)/exercises/"
 

@@ -49,7 +49,7 @@ def test_strip_solution_markup():
 
 
 def test_every_chapter_solution_cell_is_stubbed(tmp_path):
-    written = nbgen.convert("student", BOOK, tmp_path)
+    written, _ = nbgen.convert("student", BOOK, tmp_path)
     assert written, "no chapter was converted"
     for path in written:
         nb = nbformat.read(path, as_version=4)
@@ -67,7 +67,7 @@ def test_student_copy_fails_its_checkers_until_filled(tmp_path):
     """Execute the Chapter 1 student notebook: every checker cell must fail on its stub."""
     from nbclient import NotebookClient
 
-    (path,) = [p for p in nbgen.convert("student", BOOK, tmp_path) if p.stem == "01_foundations"]
+    (path,) = [p for p in nbgen.convert("student", BOOK, tmp_path)[0] if p.stem == "01_foundations"]
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(tmp_path)}}).execute()
     from companion import exercises
@@ -82,3 +82,61 @@ def test_student_copy_fails_its_checkers_until_filled(tmp_path):
         errors = [o for o in cell.outputs if o.output_type == "error"]
         assert errors and errors[0].ename == "ExerciseFailure", cell.source
         assert "not implemented yet" in errors[0].evalue
+
+
+def test_make_exercises_never_overwrites_a_readers_work(tmp_path):
+    written, kept = nbgen.convert("student", BOOK, tmp_path)
+    assert written and not kept
+    solved = written[0]
+    nb = nbformat.read(solved, as_version=4)
+    code = next(c for c in nb.cells if c.cell_type == "code" and nbgen.STUB in c.source)
+    code.source = code.source.replace(nbgen.STUB, "x = 'my answer'")
+    nbformat.write(nb, solved)
+    untouched = written[1]
+    untouched.unlink()  # a deleted notebook is written again
+    written2, kept2 = nbgen.convert("student", BOOK, tmp_path)
+    assert kept2 == [solved]
+    assert "my answer" in solved.read_text()
+    assert untouched in written2 and untouched.exists()
+    assert solved not in written2
+
+
+def test_convert_refuses_a_missing_source_folder(tmp_path):
+    with pytest.raises(ValueError, match="src"):
+        nbgen.convert("full", tmp_path / "missing", tmp_path / "out")
+
+
+HEADER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# A page
+
+```{code-cell} ipython3
+%s
+```
+"""
+
+
+@pytest.mark.parametrize(
+    "code, problem",
+    [
+        ("x = 1", None),
+        ("x=1", "not formatted"),
+        ("y = '" + "a" * 100 + "'", "characters"),
+    ],
+)
+def test_format_check_reports_long_and_unformatted_cells(tmp_path, code, problem):
+    (tmp_path / "page.md").write_text(HEADER % code)
+    problems = nbgen.format_problems(tmp_path)
+    if problem is None:
+        assert problems == []
+    else:
+        assert problems and problem in problems[0] and "page.md" in problems[0]
