@@ -61,7 +61,7 @@ book: $(STAMP)
 	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html"
 
 browser-test: $(STAMP)
-	$(BIN)/python -m tests.browser.run _build/html
+	$(BIN)/python tests/browser/check_book.py _build/html --screenshots _build/screenshots
 
 format: $(STAMP)
 	$(BIN)/jupytext --pipe "$(BIN)/ruff format --line-length 88 {}" book/*.md

@@ -63,7 +63,7 @@ def _repository_url(srcdir: Path) -> str:
 def _configure_repository(app: Any, config: Any) -> None:
     options = config.html_theme_options
     # without a default, pydata-sphinx-theme logs "Got invalid theme mode" on every page
-    options.setdefault("default_mode", "light")
+    config.html_context = {"default_mode": "light", **(config.html_context or {})}
     url = options.get("repository_url") or _repository_url(Path(app.srcdir))
     if not url:
         options["use_repository_button"] = False
