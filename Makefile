@@ -6,6 +6,8 @@
 #   make exercises     write student notebooks (solutions replaced by stubs) to exercises/;
 #                      a notebook there that you changed is kept, never overwritten
 #   make browser-test  drive the built book in headless Chromium (run after make book)
+#   make pdf           the whole book as a PDF (XeLaTeX; prints the apt-get line if TeX is missing);
+#                      run before make book, the HTML book then offers it as a download
 #   make format        format the chapters' code cells (ruff, 88 columns)
 #   make lock          refresh requirements.lock from requirements.txt
 #   make benchmark     companion PPO vs Stable-Baselines3 on CartPole (installs benchmarks/requirements.txt)
@@ -22,7 +24,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 
 .PHONY: install notebooks test test-companion test-notebooks book lab exercises benchmark \
-        browser-test format format-check lock check-lock clean
+        browser-test format format-check lock pdf clean
 
 install: $(STAMP)
 
@@ -62,6 +64,19 @@ book: $(STAMP)
 
 browser-test: $(STAMP)
 	$(BIN)/python tests/browser/check_book.py _build/html --screenshots _build/screenshots
+
+TEX_PACKAGES := texlive-xetex texlive-latex-extra texlive-latex-recommended \
+                texlive-fonts-recommended latexmk fonts-freefont-otf xindy poppler-utils
+
+pdf: $(STAMP)
+	@for tool in xelatex latexmk pdftotext pdfinfo; do \
+	    command -v $$tool >/dev/null || { \
+	        echo "$$tool is missing. Install TeX and poppler with:"; \
+	        echo "  sudo apt-get install -y --no-install-recommends $(TEX_PACKAGES)"; exit 1; }; \
+	done
+	TQDM_DISABLE=1 $(BIN)/jupyter-book build . --builder pdflatex
+	$(BIN)/python tests/check_pdf.py _build/latex
+	@echo "The PDF is built: $(CURDIR)/_build/latex/book.pdf"
 
 format: $(STAMP)
 	$(BIN)/jupytext --pipe "$(BIN)/ruff format --line-length 88 {}" book/*.md

@@ -4,6 +4,8 @@
   MyST source at build time) and its student exercise notebook (solutions replaced by
   stubs, as ``make exercises`` writes them), through Sphinx ``{download}`` links placed
   under the chapter's title.
+* **The PDF.** When ``make pdf`` has built ``_build/latex/book.pdf``, the introduction
+  offers it as a download.
 * **Repository and launch buttons.** When ``repository.url`` in ``_config.yml`` is empty,
   the URL is derived from ``git remote get-url origin``; the repository button and the
   Binder launch button appear only when a URL is known, so a clone without a remote
@@ -91,6 +93,13 @@ def _generate_notebooks(app: Any) -> None:
 
 
 def _add_download_links(app: Any, docname: str, source: list[str]) -> None:
+    pdf = Path(app.srcdir) / "_build" / "latex" / "book.pdf"
+    if docname == "book/intro" and pdf.exists() and app.builder.format == "html":
+        source[0] += (
+            "\n\n## The book as a PDF\n\n"
+            "{download}`Download the whole book as a PDF </_build/latex/book.pdf>` "
+            "(executed figures included; each exercise's solution follows it).\n"
+        )
     if not CHAPTER.match(docname):
         return
     stem = Path(docname).name

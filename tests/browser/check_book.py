@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import os
 import re
 import shutil
 import subprocess
@@ -35,7 +36,8 @@ from pathlib import Path
 CDN = re.compile(r"https://cdn\.jsdelivr\.net/npm/mathjax@3/es5/tex-mml-chtml\.js")
 MATHJAX_VERSION = "3.2.2"
 CACHE = Path.home() / ".cache" / "rl-book-mathjax"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = (os.environ.get("CHROMIUM") or shutil.which("chromium")
+            or shutil.which("chromium-browser") or shutil.which("google-chrome"))
 SKIP_PAGES = {"genindex.html", "search.html"}
 
 # Runs in the page: returns a dict of problems found in the main column.
