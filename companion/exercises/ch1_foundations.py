@@ -1,0 +1,47 @@
+"""Checkers for Chapter 1 (Foundations)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from companion import mdp as _mdp
+from companion.exercises._common import (
+    _call,
+    _compare,
+    _passed,
+    _test_mdps,
+)
+
+
+def check_policy_evaluation(policy_evaluation: Callable[..., Any]) -> bool:
+    """Check ``policy_evaluation(P, R, gamma, pi) -> V`` against the exact :math:`V_\\pi`."""
+    for context, m, pi in _test_mdps():
+        got = _call(policy_evaluation, "policy_evaluation", m.P.copy(), m.R.copy(), m.gamma, pi.copy())
+        _compare(got, _mdp.value_function(m, pi), "your V", ["state"], context)
+    return _passed("policy_evaluation matches the exact value function on every test MDP.")
+
+
+def check_v_from_q(v_from_q: Callable[..., Any]) -> bool:
+    """Check ``v_from_q(Q, pi) -> V`` with :math:`V_\\pi(s) = \\sum_a \\pi(a|s) Q_\\pi(s,a)`."""
+    for context, m, pi in _test_mdps():
+        Q = _mdp.q_function(m, pi)
+        got = _call(v_from_q, "v_from_q", Q.copy(), pi.copy())
+        _compare(got, _mdp.value_function(m, pi), "your V", ["state"], context)
+    return _passed("v_from_q recovers V_pi from Q_pi on every test MDP.")
+
+
+def check_expected_td_residual(expected_td_residual: Callable[..., Any]) -> bool:
+    """Check ``expected_td_residual(P, R, gamma, V) -> (S, A)`` array of :math:`\\mathbb E_{s'}[\\delta]`.
+
+    Tested both with :math:`V = V_\\pi` (where the answer is the advantage) and with an
+    arbitrary :math:`V`, so that returning the advantage by another route does not pass.
+    """
+    rng = np.random.default_rng(7)
+    for context, m, pi in _test_mdps():
+        for V, label in [(_mdp.value_function(m, pi), "with V = V_pi"), (rng.normal(size=m.n_states), "with a random V")]:
+            got = _call(expected_td_residual, "expected_td_residual", m.P.copy(), m.R.copy(), m.gamma, V.copy())
+            expected = m.R + m.gamma * m.P @ V - V[:, None]
+            _compare(got, expected, "your expected TD residual", ["state", "action"], f"{context}, {label}")
+    return _passed("expected_td_residual is right, and at V = V_pi it equals the advantage A_pi.")
