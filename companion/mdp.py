@@ -267,6 +267,9 @@ def advantage_function(mdp: TabularMDP, pi: Any) -> np.ndarray:
 def visitation(mdp: TabularMDP, pi: Any) -> np.ndarray:
     """Unnormalised discounted visitation :math:`\\rho_\\pi(s) = \\sum_t \\gamma^t P(s_t = s)`, shape ``(S,)``.
 
+    Chapter 1, definition ``def-visitation`` and eq. ``visitation``; checked against
+    :func:`monte_carlo_visitation`.
+
     With :math:`s_0 \\sim \\mu`, :math:`\\rho_\\pi^\\top = \\mu^\\top (I - \\gamma P_\\pi)^{-1}`.
     It sums to :math:`1/(1-\\gamma)`; :math:`(1-\\gamma)\\rho_\\pi` is a distribution,
     written :math:`d_\\pi` in later chapters.
@@ -293,7 +296,9 @@ def bellman_expectation_backup(mdp: TabularMDP, pi: Any, V: Any) -> np.ndarray:
 def bellman_optimality_backup(mdp: TabularMDP, V: Any) -> np.ndarray:
     """One application of the Bellman optimality operator: :math:`(T^* V)(s) = \\max_a [r(s,a) + \\gamma \\sum_{s'} P(s'|s,a) V(s')]`.
 
-    :math:`V_*` is its unique fixed point (it is a :math:`\\gamma`-contraction in the sup norm).
+    It is a :math:`\\gamma`-contraction in the sup norm, so it has a unique fixed point
+    :math:`V_{T^*}`; for a finite MDP with :math:`\\gamma < 1` this fixed point equals the
+    optimal value :math:`V_* = \\sup_\\pi V_\\pi` (Chapter 1, ``thm-bellman-optimality``).
     """
     mdp = _check_mdp(mdp)
     V = as_array(V, "V", shape=(mdp.n_states,))
