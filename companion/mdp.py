@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from companion._validate import as_array, check_distribution, check_gamma, check_positive_int
+from companion._validate import PROB_ATOL, as_array, check_gamma, check_positive_int
 
 __all__ = [
     "TabularMDP",
@@ -41,8 +41,88 @@ __all__ = [
     "sample_trajectory",
     "sample_batch",
     "monte_carlo_returns",
+    "monte_carlo_q",
+    "monte_carlo_v",
+    "monte_carlo_visitation",
+    "MonteCarloEstimate",
+    "monte_carlo_disagreement",
+    "neumann_value",
+    "neumann_q",
+    "bellman_expectation_gaps",
+    "symbolic_two_state_neumann",
+    "symbolic_value_mismatch",
     "river_swim",
 ]
+
+
+# ---------------------------------------------------------------- input validation
+def _check_distribution(x: Any, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Probability distributions along the last axis, with a dtype-aware tolerance.
+
+    Entries must be finite and non-negative; each slice along the last axis must sum to
+    one within ``max(1e-8, 4 n eps)``, where ``n`` is the length of the last axis and
+    ``eps`` the machine epsilon of the input's floating dtype (so a float32 policy whose
+    rows sum to one up to float32 rounding is accepted). Returns a float64 array.
+    """
+    try:
+        in_dtype = np.asarray(x).dtype
+    except Exception:  # as_array below reports the problem with the argument's name
+        in_dtype = np.dtype(np.float64)
+    eps = np.finfo(in_dtype).eps if np.issubdtype(in_dtype, np.floating) else np.finfo(np.float64).eps
+    arr = as_array(x, name, shape=shape)
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension, got a scalar")
+    if arr.shape[-1] == 0:
+        raise ValueError(f"{name} must have a non-empty last axis, got shape {arr.shape}")
+    if np.any(arr < 0):
+        bad = np.argwhere(arr < 0)[0]
+        raise ValueError(
+            f"{name} has a negative probability {arr[tuple(bad)]:.3g} at index {tuple(int(i) for i in bad)}"
+        )
+    atol = max(PROB_ATOL, 4 * arr.shape[-1] * float(eps))
+    sums = np.atleast_1d(arr.sum(axis=-1))
+    off = np.abs(sums - 1.0) > atol
+    if np.any(off):
+        bad = tuple(int(i) for i in np.argwhere(off)[0])
+        where = f" at index {bad}" if arr.ndim > 1 else ""
+        raise ValueError(
+            f"{name} must sum to 1 along its last axis (tolerance {atol:.1g}), but sums to "
+            f"{sums[bad]:.12g} (off by {sums[bad] - 1.0:+.3g}){where}"
+        )
+    return arr
+
+
+def _check_mdp(mdp: Any) -> "TabularMDP":
+    if not isinstance(mdp, TabularMDP):
+        raise ValueError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
+    return mdp
+
+
+def _check_seed(seed: Any, name: str = "seed") -> Any:
+    """``None``, a non-negative integer or a ``numpy.random.Generator``."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{name} must be None, a non-negative integer or a numpy Generator, got {seed!r}")
+    return int(seed)
+
+
+def _check_index(i: Any, name: str, n: int) -> int:
+    """An integer index in ``[0, n)``; floats (even 1.0) and booleans are refused."""
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+        raise ValueError(f"{name} must be an integer in [0, {n}), got {i!r}")
+    return int(i)
+
+
+def _check_positive_float(x: Any, name: str, allow_zero: bool = False) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {x!r}") from None
+    ok = v >= 0 if allow_zero else v > 0
+    if not (np.isfinite(v) and ok):
+        raise ValueError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {x!r}")
+    return v
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,9 +158,9 @@ class TabularMDP:
         S, A, S2 = P.shape
         if S != S2 or S == 0 or A == 0:
             raise ValueError(f"P must have shape (S, A, S) with S, A >= 1, got {P.shape}")
-        P = check_distribution(P, "P")
+        P = _check_distribution(self.P, "P")
         R = as_array(self.R, "R", shape=(S, A))
-        mu = check_distribution(self.mu, "mu", shape=(S,))
+        mu = _check_distribution(self.mu, "mu", shape=(S,))
         gamma = check_gamma(self.gamma)
         for arr in (P, R, mu):
             arr.setflags(write=False)
@@ -112,7 +192,7 @@ def random_mdp(n_states: int, n_actions: int, gamma: float = 0.9, seed: int | No
     n_states = check_positive_int(n_states, "n_states")
     n_actions = check_positive_int(n_actions, "n_actions")
     gamma = check_gamma(gamma)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_check_seed(seed))
     P = rng.dirichlet(np.ones(n_states), size=(n_states, n_actions))
     R = rng.uniform(-1.0, 1.0, size=(n_states, n_actions))
     mu = rng.dirichlet(np.ones(n_states))
@@ -123,20 +203,25 @@ def random_policy(n_states: int, n_actions: int, seed: int | None = None, concen
     """A random stochastic policy: each row drawn from Dirichlet(``concentration``)."""
     n_states = check_positive_int(n_states, "n_states")
     n_actions = check_positive_int(n_actions, "n_actions")
-    if not concentration > 0:
-        raise ValueError(f"concentration must be positive, got {concentration!r}")
-    rng = np.random.default_rng(seed)
+    concentration = _check_positive_float(concentration, "concentration")
+    rng = np.random.default_rng(_check_seed(seed))
     return rng.dirichlet(np.full(n_actions, float(concentration)), size=n_states)
 
 
 def uniform_policy(mdp: TabularMDP) -> np.ndarray:
     """The policy that picks every action with probability ``1/A`` in every state."""
+    mdp = _check_mdp(mdp)
     return np.full((mdp.n_states, mdp.n_actions), 1.0 / mdp.n_actions)
 
 
 def check_policy(mdp: TabularMDP, pi: Any) -> np.ndarray:
-    """Validate a tabular policy for ``mdp``: shape ``(S, A)``, rows are distributions."""
-    return check_distribution(pi, "pi", shape=(mdp.n_states, mdp.n_actions))
+    """Validate a tabular policy for ``mdp``: shape ``(S, A)``, rows are distributions.
+
+    Rows must sum to one within a tolerance that depends on the input's dtype (a
+    float32 policy is accepted up to float32 rounding); returns a float64 array.
+    """
+    mdp = _check_mdp(mdp)
+    return _check_distribution(pi, "pi", shape=(mdp.n_states, mdp.n_actions))
 
 
 def policy_transition_matrix(mdp: TabularMDP, pi: Any) -> np.ndarray:
@@ -182,6 +267,9 @@ def advantage_function(mdp: TabularMDP, pi: Any) -> np.ndarray:
 def visitation(mdp: TabularMDP, pi: Any) -> np.ndarray:
     """Unnormalised discounted visitation :math:`\\rho_\\pi(s) = \\sum_t \\gamma^t P(s_t = s)`, shape ``(S,)``.
 
+    Chapter 1, definition ``def-visitation`` and eq. ``visitation``; checked against
+    :func:`monte_carlo_visitation`.
+
     With :math:`s_0 \\sim \\mu`, :math:`\\rho_\\pi^\\top = \\mu^\\top (I - \\gamma P_\\pi)^{-1}`.
     It sums to :math:`1/(1-\\gamma)`; :math:`(1-\\gamma)\\rho_\\pi` is a distribution,
     written :math:`d_\\pi` in later chapters.
@@ -200,6 +288,7 @@ def bellman_expectation_backup(mdp: TabularMDP, pi: Any, V: Any) -> np.ndarray:
 
     :math:`V_\\pi` is its unique fixed point.
     """
+    mdp = _check_mdp(mdp)
     V = as_array(V, "V", shape=(mdp.n_states,))
     return policy_reward(mdp, pi) + mdp.gamma * policy_transition_matrix(mdp, pi) @ V
 
@@ -207,8 +296,11 @@ def bellman_expectation_backup(mdp: TabularMDP, pi: Any, V: Any) -> np.ndarray:
 def bellman_optimality_backup(mdp: TabularMDP, V: Any) -> np.ndarray:
     """One application of the Bellman optimality operator: :math:`(T^* V)(s) = \\max_a [r(s,a) + \\gamma \\sum_{s'} P(s'|s,a) V(s')]`.
 
-    :math:`V_*` is its unique fixed point (it is a :math:`\\gamma`-contraction in the sup norm).
+    It is a :math:`\\gamma`-contraction in the sup norm, so it has a unique fixed point
+    :math:`V_{T^*}`; for a finite MDP with :math:`\\gamma < 1` this fixed point equals the
+    optimal value :math:`V_* = \\sup_\\pi V_\\pi` (Chapter 1, ``thm-bellman-optimality``).
     """
+    mdp = _check_mdp(mdp)
     V = as_array(V, "V", shape=(mdp.n_states,))
     return (mdp.R + mdp.gamma * mdp.P @ V).max(axis=1)
 
@@ -219,6 +311,9 @@ def greedy_policy(Q: Any, tol: float = 1e-12) -> np.ndarray:
     Ties (within ``tol``) go to the lowest action index, so the result is reproducible.
     """
     Q = as_array(Q, "Q", ndim=2)
+    if Q.shape[0] == 0 or Q.shape[1] == 0:
+        raise ValueError(f"Q must have at least one state and one action, got shape {Q.shape}")
+    tol = _check_positive_float(tol, "tol", allow_zero=True)
     best = Q.max(axis=1, keepdims=True)
     actions = np.argmax(Q >= best - tol, axis=1)
     return np.eye(Q.shape[1])[actions]
@@ -233,6 +328,7 @@ def policy_iteration(mdp: TabularMDP, pi0: Any | None = None, max_iters: int = 1
     finitely many steps because each step does not decrease :math:`V` anywhere and there
     are finitely many deterministic policies.
     """
+    mdp = _check_mdp(mdp)
     max_iters = check_positive_int(max_iters, "max_iters")
     pi = uniform_policy(mdp) if pi0 is None else check_policy(mdp, pi0)
     for _ in range(max_iters):
@@ -257,8 +353,8 @@ def value_iteration(mdp: TabularMDP, tol: float = 1e-10, max_iters: int = 100_00
     guarantees :math:`\\|V_{k+1} - V_*\\|_\\infty < \\text{tol}/2`. Returns
     ``(greedy policy, V)`` in the same format as :func:`policy_iteration`.
     """
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol!r}")
+    mdp = _check_mdp(mdp)
+    tol = _check_positive_float(tol, "tol")
     max_iters = check_positive_int(max_iters, "max_iters")
     g = mdp.gamma
     threshold = tol * (1 - g) / (2 * g) if g > 0 else np.inf
@@ -288,7 +384,7 @@ def sample_trajectory(
     """
     pi = check_policy(mdp, pi)
     horizon = check_positive_int(horizon, "horizon")
-    rng = np.random.default_rng(rng)
+    rng = np.random.default_rng(_check_seed(rng, "rng"))
     cum_pi = np.cumsum(pi, axis=1)
     cum_P = np.cumsum(mdp.P, axis=2)
     states = np.empty(horizon + 1, dtype=np.int64)
@@ -324,14 +420,13 @@ def sample_batch(
     n = check_positive_int(n_episodes, "n_episodes")
     horizon = check_positive_int(horizon, "horizon")
     S, A = mdp.n_states, mdp.n_actions
-    if start_state is not None and not 0 <= start_state < S:
-        raise ValueError(f"start_state must be in [0, {S}), got {start_state!r}")
+    if start_state is not None:
+        start_state = _check_index(start_state, "start_state", S)
     if start_action is not None:
         if start_state is None:
             raise ValueError("start_action needs a start_state")
-        if not 0 <= start_action < A:
-            raise ValueError(f"start_action must be in [0, {A}), got {start_action!r}")
-    rng = np.random.default_rng(seed)
+        start_action = _check_index(start_action, "start_action", A)
+    rng = np.random.default_rng(_check_seed(seed))
     cum_pi, cum_P = np.cumsum(pi, axis=1), np.cumsum(mdp.P, axis=2)
 
     def draw(cum: np.ndarray) -> np.ndarray:  # rows of cumulative probabilities -> indices
@@ -365,6 +460,273 @@ def monte_carlo_returns(
     _, _, rewards = sample_batch(mdp, pi, n_episodes, horizon, start_state, start_action, seed)
     return mdp.gamma ** np.arange(rewards.shape[0]) @ rewards
 
+# ---------------------------------------------------------------- independent estimates
+@dataclass(frozen=True, eq=False)
+class MonteCarloEstimate:
+    """A Monte Carlo estimate with its uncertainty.
+
+    ``mean`` and ``stderr`` (standard error of the mean) have the shape of the estimated
+    quantity; ``truncation`` bounds the bias from cutting the discounted sums at
+    ``horizon`` steps; ``n`` is the number of independent rollouts per entry.
+    """
+
+    mean: np.ndarray
+    stderr: np.ndarray
+    truncation: float
+    n: int
+    horizon: int
+
+
+def _draw(rng: np.random.Generator, cum: np.ndarray) -> np.ndarray:
+    """One index per row of ``cum`` (rows of cumulative probabilities), by inverse CDF."""
+    return np.minimum((rng.random((cum.shape[0], 1)) >= cum).sum(axis=1), cum.shape[1] - 1)
+
+
+def _rollouts(
+    mdp: TabularMDP,
+    pi: np.ndarray,
+    s0: np.ndarray,
+    a0: np.ndarray | None,
+    horizon: int,
+    rng: np.random.Generator,
+    visits: bool = False,
+) -> np.ndarray:
+    """Discounted returns (or discounted visit counts) of rollouts started at ``s0`` (``a0``)."""
+    cum_pi, cum_P = np.cumsum(pi, axis=1), np.cumsum(mdp.P, axis=2)
+    n = s0.shape[0]
+    out = np.zeros((n, mdp.n_states)) if visits else np.zeros(n)
+    rows = np.arange(n)
+    s, discount = s0.copy(), 1.0
+    for t in range(horizon):
+        a = a0 if (t == 0 and a0 is not None) else _draw(rng, cum_pi[s])
+        if visits:
+            out[rows, s] += discount
+        else:
+            out += discount * mdp.R[s, a]
+        s = _draw(rng, cum_P[s, a])
+        discount *= mdp.gamma
+    return out
+
+
+def _estimate(samples: np.ndarray, truncation: float, horizon: int) -> MonteCarloEstimate:
+    """Mean and standard error over axis 0 of ``samples``."""
+    n = samples.shape[0]
+    return MonteCarloEstimate(
+        mean=samples.mean(axis=0),
+        stderr=samples.std(axis=0, ddof=1) / np.sqrt(n),
+        truncation=float(truncation),
+        n=n,
+        horizon=horizon,
+    )
+
+
+def monte_carlo_q(
+    mdp: TabularMDP, pi: Any, n_rollouts: int, horizon: int, seed: int | None = None
+) -> MonteCarloEstimate:
+    """Monte Carlo estimate of :math:`Q_\\pi(s, a)` for every pair, from its definition.
+
+    For each ``(s, a)``, ``n_rollouts`` independent rollouts start at :math:`s_0 = s`,
+    take :math:`a_0 = a`, then follow ``pi`` for ``horizon`` steps in all; the estimate is
+    the mean of :math:`\\sum_{t < H} \\gamma^t r(s_t, a_t)` (Chapter 1, definition
+    ``def-value-functions``). Nothing here uses a Bellman equation or a linear solve,
+    so it is an independent check of :func:`q_function`. All pairs are simulated side
+    by side (vectorised). The truncation bias is at most
+    :math:`\\gamma^H \\max|r| / (1 - \\gamma)`; pick ``horizon`` so that it is negligible.
+    """
+    pi = check_policy(mdp, pi)
+    n = check_positive_int(n_rollouts, "n_rollouts")
+    if n < 2:
+        raise ValueError(f"n_rollouts must be at least 2 (for a standard error), got {n}")
+    horizon = check_positive_int(horizon, "horizon")
+    rng = np.random.default_rng(_check_seed(seed))
+    S, A = mdp.n_states, mdp.n_actions
+    s0 = np.repeat(np.arange(S), A * n)
+    a0 = np.tile(np.repeat(np.arange(A), n), S)
+    G = _rollouts(mdp, pi, s0, a0, horizon, rng).reshape(S, A, n)
+    trunc = mdp.gamma**horizon * float(np.abs(mdp.R).max()) / (1 - mdp.gamma)
+    return _estimate(np.moveaxis(G, 2, 0), trunc, horizon)
+
+
+def monte_carlo_v(
+    mdp: TabularMDP, pi: Any, n_rollouts: int, horizon: int, seed: int | None = None
+) -> MonteCarloEstimate:
+    """Monte Carlo estimate of :math:`V_\\pi(s)` for every state: rollouts of ``pi`` from :math:`s_0 = s`.
+
+    Same conventions as :func:`monte_carlo_q`, with the first action drawn from ``pi``.
+    """
+    pi = check_policy(mdp, pi)
+    n = check_positive_int(n_rollouts, "n_rollouts")
+    if n < 2:
+        raise ValueError(f"n_rollouts must be at least 2 (for a standard error), got {n}")
+    horizon = check_positive_int(horizon, "horizon")
+    rng = np.random.default_rng(_check_seed(seed))
+    S = mdp.n_states
+    G = _rollouts(mdp, pi, np.repeat(np.arange(S), n), None, horizon, rng).reshape(S, n)
+    trunc = mdp.gamma**horizon * float(np.abs(mdp.R).max()) / (1 - mdp.gamma)
+    return _estimate(G.T, trunc, horizon)
+
+
+def monte_carlo_visitation(
+    mdp: TabularMDP, pi: Any, n_rollouts: int, horizon: int, seed: int | None = None
+) -> MonteCarloEstimate:
+    """Monte Carlo estimate of :math:`\\rho_\\pi(s) = \\sum_t \\gamma^t \\Pr(s_t = s)` (Chapter 1, ``def-visitation``).
+
+    Each rollout starts at :math:`s_0 \\sim \\mu`, follows ``pi`` and adds
+    :math:`\\gamma^t` to the entry of the state it is in at time :math:`t < H`; the
+    estimate is the mean of these discounted visit counts. The truncation bias is at
+    most :math:`\\gamma^H / (1 - \\gamma)`.
+    """
+    pi = check_policy(mdp, pi)
+    n = check_positive_int(n_rollouts, "n_rollouts")
+    if n < 2:
+        raise ValueError(f"n_rollouts must be at least 2 (for a standard error), got {n}")
+    horizon = check_positive_int(horizon, "horizon")
+    rng = np.random.default_rng(_check_seed(seed))
+    s0 = _draw(rng, np.broadcast_to(np.cumsum(mdp.mu), (n, mdp.n_states)))
+    counts = _rollouts(mdp, pi, s0, None, horizon, rng, visits=True)
+    return _estimate(counts, mdp.gamma**horizon / (1 - mdp.gamma), horizon)
+
+
+def monte_carlo_disagreement(candidate: Any, estimate: MonteCarloEstimate, n_se: float = 4.0) -> float:
+    """How far ``candidate`` is from a Monte Carlo estimate, in units of its tolerance.
+
+    Returns :math:`\\max_i |c_i - \\hat m_i| / (n_{se}\\, \\mathrm{se}_i + b + \\epsilon_i)`, with
+    :math:`b` the truncation bound and :math:`\\epsilon_i = 10^{-12}\\max(1, |\\hat m_i|)`
+    (for entries whose samples are all equal). The candidate agrees with the estimate
+    when the result is at most 1; with ``n_se = 4`` a correct candidate fails an entry
+    with probability about 6e-5 (normal approximation).
+    """
+    if not isinstance(estimate, MonteCarloEstimate):
+        raise ValueError(f"estimate must be a MonteCarloEstimate, got {type(estimate).__name__}")
+    c = as_array(candidate, "candidate", shape=estimate.mean.shape)
+    n_se = _check_positive_float(n_se, "n_se")
+    tol = n_se * estimate.stderr + estimate.truncation + 1e-12 * np.maximum(1.0, np.abs(estimate.mean))
+    return float(np.max(np.abs(c - estimate.mean) / tol))
+
+
+def neumann_value(mdp: TabularMDP, pi: Any, tol: float = 1e-13, max_terms: int = 100_000) -> np.ndarray:
+    """:math:`V_\\pi = \\sum_{t \\ge 0} \\gamma^t P_\\pi^t r_\\pi`, summed term by term (Chapter 1, eq. ``v-matrix``).
+
+    The :math:`t`-th term is the expected discounted reward at time :math:`t`,
+    :math:`\\gamma^t \\mathbb E[r_t \\mid s_0 = s]`. Summation stops when the remaining
+    tail, at most :math:`\\|\\text{term}\\|_\\infty / (1 - \\gamma)`, is below ``tol``. No
+    linear system is solved, so this is an independent check of :func:`value_function`.
+    """
+    P_pi, r_pi = policy_transition_matrix(mdp, pi), policy_reward(mdp, pi)
+    tol = _check_positive_float(tol, "tol")
+    max_terms = check_positive_int(max_terms, "max_terms")
+    total, term = np.zeros(mdp.n_states), r_pi
+    for _ in range(max_terms):
+        total = total + term
+        term = mdp.gamma * (P_pi @ term)
+        if np.max(np.abs(term), initial=0.0) / (1 - mdp.gamma) < tol:
+            return total + term
+    raise RuntimeError(f"neumann_value did not reach tol={tol} in {max_terms} terms")
+
+
+def neumann_q(mdp: TabularMDP, pi: Any, tol: float = 1e-13, max_terms: int = 100_000) -> np.ndarray:
+    """:math:`Q_\\pi(s, a) = \\sum_{t \\ge 0} \\gamma^t \\mathbb E[r(s_t, a_t) \\mid s_0 = s, a_0 = a]`, term by term.
+
+    The expected reward at time :math:`t` is propagated on the state-action chain
+    :math:`(s, a) \\to (s', a')` with probability :math:`P(s' | s, a) \\pi(a' | s')`,
+    starting from :math:`r(s, a)` at :math:`t = 0`. It uses neither :math:`V_\\pi` nor a
+    linear solve, so it checks :func:`q_function` independently. Stops as
+    :func:`neumann_value` does.
+    """
+    pi = check_policy(mdp, pi)
+    tol = _check_positive_float(tol, "tol")
+    max_terms = check_positive_int(max_terms, "max_terms")
+    total, term = np.zeros_like(mdp.R), mdp.R.copy()
+    for _ in range(max_terms):
+        total = total + term
+        term = mdp.gamma * np.einsum("sat,tb,tb->sa", mdp.P, pi, term)
+        if np.max(np.abs(term), initial=0.0) / (1 - mdp.gamma) < tol:
+            return total + term
+    raise RuntimeError(f"neumann_q did not reach tol={tol} in {max_terms} terms")
+
+
+def bellman_expectation_gaps(mdp: TabularMDP, pi: Any, V: Any, Q: Any) -> dict[str, float]:
+    """Largest violation of each relation of Chapter 1's ``thm-bellman-expectation`` by ``(V, Q)``.
+
+    Returns a dict of sup-norm gaps:
+
+    * ``"bellman-v"``: :math:`V - (r_\\pi + \\gamma P_\\pi V)`;
+    * ``"bellman-q"``: :math:`Q(s,a) - r(s,a) - \\gamma \\sum_{s'} P(s'|s,a) \\sum_{a'} \\pi(a'|s') Q(s',a')`;
+    * ``"V = sum_a pi Q"`` and ``"Q = r + gamma P V"``: the two links;
+    * ``"V vs Neumann series"`` and ``"Q vs Neumann series"``: distance to
+      :func:`neumann_value` and :func:`neumann_q`, computed without a linear solve.
+
+    All are (numerically) zero exactly when ``V`` and ``Q`` are :math:`V_\\pi` and :math:`Q_\\pi`.
+    """
+    pi = check_policy(mdp, pi)
+    V = as_array(V, "V", shape=(mdp.n_states,))
+    Q = as_array(Q, "Q", shape=(mdp.n_states, mdp.n_actions))
+    g, P, R = mdp.gamma, mdp.P, mdp.R
+    sup = lambda x: float(np.max(np.abs(x)))  # noqa: E731
+    return {
+        "bellman-v": sup(V - (pi * (R + g * P @ V)).sum(axis=1)),
+        "bellman-q": sup(Q - (R + g * P @ (pi * Q).sum(axis=1))),
+        "V = sum_a pi Q": sup(V - (pi * Q).sum(axis=1)),
+        "Q = r + gamma P V": sup(Q - (R + g * P @ V)),
+        "V vs Neumann series": sup(V - neumann_value(mdp, pi)),
+        "Q vs Neumann series": sup(Q - neumann_q(mdp, pi)),
+    }
+
+
+def symbolic_two_state_neumann() -> tuple[dict[str, Any], Any]:
+    """The Neumann series :math:`\\sum_t \\gamma^t P^t r` of a general two-state chain, in closed form.
+
+    The chain is :math:`P = \\begin{pmatrix} 1-x & x \\\\ y & 1-y \\end{pmatrix}` with
+    symbolic :math:`x, y > 0`, reward vector :math:`(u, w)` and discount :math:`\\gamma`.
+    SymPy diagonalises :math:`P`, raises the eigenvalues to a symbolic power :math:`t`
+    and sums each geometric series with ``sympy.summation``, keeping the branch that
+    applies for :math:`0 < \\gamma < 1` and :math:`0 < x, y < 1` (checked at a sample
+    point). No matrix inverse is used, so comparing with a linear solve is a check of
+    eq. ``v-matrix`` (Chapter 1). Returns ``(symbols, V)`` with ``symbols`` keyed by
+    ``"x", "y", "u", "w", "gamma"`` and ``V`` a 2x1 SymPy matrix.
+    """
+    import sympy as sp
+
+    x, y, u, w = sp.symbols("x y u w", positive=True)
+    gamma = sp.Symbol("gamma", positive=True)
+    t = sp.Symbol("t", integer=True, nonnegative=True)
+    P = sp.Matrix([[1 - x, x], [y, 1 - y]])
+    eigvecs, D = P.diagonalize()
+    P_t = eigvecs * sp.diag(*[D[i, i] ** t for i in range(2)]) * eigvecs.inv()
+    sample = {x: sp.Rational(1, 3), y: sp.Rational(1, 4), gamma: sp.Rational(1, 2)}
+
+    def convergent(pw: Any) -> Any:
+        value, condition = pw.args[0]
+        if condition.subs(sample) != sp.true:
+            raise RuntimeError(f"unexpected convergence condition {condition}")
+        return value
+
+    def total(expr: Any) -> Any:
+        summed = sp.summation(sp.expand(expr), (t, 0, sp.oo))
+        return summed.replace(lambda e: isinstance(e, sp.Piecewise), convergent)
+
+    V = (gamma**t * P_t * sp.Matrix([u, w])).applyfunc(total)
+    return {"x": x, "y": y, "u": u, "w": w, "gamma": gamma}, V
+
+
+def symbolic_value_mismatch(candidate: Any) -> list[Any]:
+    """``candidate(P, r, gamma) -> V`` (SymPy) minus the closed-form Neumann series, entry by entry.
+
+    ``candidate`` receives the general two-state chain of
+    :func:`symbolic_two_state_neumann` (a 2x2 SymPy matrix, a 2x1 reward vector and the
+    discount symbol). Each returned entry is the canonical form (``sympy.cancel``) of
+    the difference: all zero means the candidate equals the series identically.
+    """
+    import sympy as sp
+
+    sym, V_neumann = symbolic_two_state_neumann()
+    x, y = sym["x"], sym["y"]
+    P = sp.Matrix([[1 - x, x], [y, 1 - y]])
+    V = sp.Matrix(candidate(P, sp.Matrix([sym["u"], sym["w"]]), sym["gamma"]))
+    if V.shape != (2, 1):
+        raise ValueError(f"candidate must return a 2x1 matrix, got shape {V.shape}")
+    return [sp.cancel(sp.together(a - b)) for a, b in zip(V, V_neumann)]
+
 
 def river_swim(n_states: int = 6, gamma: float = 0.95) -> TabularMDP:
     """The RiverSwim chain (Strehl and Littman, 2008), a small MDP that is hard to explore.
@@ -376,6 +738,7 @@ def river_swim(n_states: int = 6, gamma: float = 0.95) -> TabularMDP:
     with equal probability. The myopic policy (always left) is a strong local trap.
     """
     n = check_positive_int(n_states, "n_states")
+    gamma = check_gamma(gamma)
     if n < 2:
         raise ValueError(f"n_states must be at least 2, got {n}")
     P = np.zeros((n, 2, n))

@@ -186,3 +186,104 @@ def test_sample_batch_shapes_forced_start_and_law(small_mdp, small_policy):
     assert np.allclose(freq, small_mdp.P[1, 2], atol=5 * np.sqrt(0.25 / 5000))
     s_mu, _, _ = M.sample_batch(small_mdp, small_policy, 20_000, 1, seed=1)
     assert np.allclose(np.bincount(s_mu[0], minlength=4) / 20_000, small_mdp.mu, atol=5 * np.sqrt(0.25 / 20_000))
+
+
+# ---------------------------------------------------------------- bad input, table
+def _chain():
+    return M.random_mdp(3, 2, gamma=0.9, seed=0)
+
+
+_PI = np.full((3, 2), 0.5)
+
+BAD_INPUTS = [
+    ("greedy_policy negative tol", lambda m: M.greedy_policy(np.zeros((2, 2)), tol=-1), "tol"),
+    ("greedy_policy nan tol", lambda m: M.greedy_policy(np.zeros((2, 2)), tol=float("nan")), "tol"),
+    ("greedy_policy empty Q", lambda m: M.greedy_policy(np.zeros((2, 0))), "Q must have at least"),
+    ("sample_batch float start_state", lambda m: M.sample_batch(m, _PI, 5, 3, start_state=1.5), "start_state"),
+    ("sample_batch float 1.0 start_state", lambda m: M.sample_batch(m, _PI, 5, 3, start_state=1.0), "start_state"),
+    ("sample_batch bool start_state", lambda m: M.sample_batch(m, _PI, 5, 3, start_state=True), "start_state"),
+    ("sample_batch negative start_state", lambda m: M.sample_batch(m, _PI, 5, 3, start_state=-1), "start_state"),
+    (
+        "sample_batch float start_action",
+        lambda m: M.sample_batch(m, _PI, 5, 3, start_state=0, start_action=0.5),
+        "start_action",
+    ),
+    ("sample_batch bad seed", lambda m: M.sample_batch(m, _PI, 5, 3, seed=1.5), "seed"),
+    ("sample_batch n_episodes", lambda m: M.sample_batch(m, _PI, 0, 3), "n_episodes"),
+    ("monte_carlo_returns float start", lambda m: M.monte_carlo_returns(m, _PI, 5, 3, start_state=0.5), "start_state"),
+    ("sample_trajectory bad rng", lambda m: M.sample_trajectory(m, _PI, 3, rng="x"), "rng"),
+    ("sample_trajectory horizon", lambda m: M.sample_trajectory(m, _PI, 2.0), "horizon"),
+    ("random_mdp float seed", lambda m: M.random_mdp(2, 2, seed=0.5), "seed"),
+    ("random_mdp negative seed", lambda m: M.random_mdp(2, 2, seed=-1), "seed"),
+    ("random_mdp n_actions", lambda m: M.random_mdp(2, 0), "n_actions"),
+    ("random_policy concentration inf", lambda m: M.random_policy(2, 2, concentration=float("inf")), "concentration"),
+    ("random_policy concentration 0", lambda m: M.random_policy(2, 2, concentration=0), "concentration"),
+    ("uniform_policy not an MDP", lambda m: M.uniform_policy("mdp"), "mdp must be a TabularMDP"),
+    ("value_function not an MDP", lambda m: M.value_function(None, _PI), "mdp must be a TabularMDP"),
+    ("value_function pi shape", lambda m: M.value_function(m, np.full((3, 3), 1 / 3)), "pi must have shape"),
+    ("value_function pi nan", lambda m: M.value_function(m, np.full((3, 2), np.nan)), "pi contains NaN"),
+    ("q_function pi not normalised", lambda m: M.q_function(m, np.full((3, 2), 0.4)), "pi must sum to 1"),
+    ("visitation pi negative", lambda m: M.visitation(m, np.tile([1.5, -0.5], (3, 1))), "negative probability"),
+    ("expected_return pi", lambda m: M.expected_return(m, np.ones(3)), "pi must have shape"),
+    ("bellman_expectation_backup V", lambda m: M.bellman_expectation_backup(m, _PI, np.zeros(2)), "V must have shape"),
+    ("bellman_optimality_backup V nan", lambda m: M.bellman_optimality_backup(m, [np.nan] * 3), "V contains NaN"),
+    ("bellman_optimality_backup mdp", lambda m: M.bellman_optimality_backup(1, np.zeros(3)), "mdp must be"),
+    ("policy_iteration max_iters", lambda m: M.policy_iteration(m, max_iters=0), "max_iters"),
+    ("policy_iteration pi0", lambda m: M.policy_iteration(m, pi0=np.ones((3, 2))), "pi must sum to 1"),
+    ("value_iteration tol inf", lambda m: M.value_iteration(m, tol=float("inf")), "tol"),
+    ("value_iteration tol negative", lambda m: M.value_iteration(m, tol=-1.0), "tol"),
+    ("river_swim gamma", lambda m: M.river_swim(4, gamma=1.0), "gamma"),
+    ("river_swim n_states", lambda m: M.river_swim(1), "n_states"),
+    ("monte_carlo_q n_rollouts", lambda m: M.monte_carlo_q(m, _PI, 1, 10), "n_rollouts"),
+    ("monte_carlo_q horizon", lambda m: M.monte_carlo_q(m, _PI, 10, 0), "horizon"),
+    ("monte_carlo_v seed", lambda m: M.monte_carlo_v(m, _PI, 10, 10, seed="a"), "seed"),
+    ("monte_carlo_visitation pi", lambda m: M.monte_carlo_visitation(m, np.ones((3, 1)), 10, 10), "pi must have"),
+    (
+        "monte_carlo_disagreement shape",
+        lambda m: M.monte_carlo_disagreement(np.zeros(2), M.monte_carlo_v(m, _PI, 10, 10, seed=0)),
+        "candidate must have shape",
+    ),
+    ("monte_carlo_disagreement estimate", lambda m: M.monte_carlo_disagreement(np.zeros(3), np.zeros(3)), "estimate"),
+    (
+        "monte_carlo_disagreement n_se",
+        lambda m: M.monte_carlo_disagreement(np.zeros(3), M.monte_carlo_v(m, _PI, 10, 10, seed=0), n_se=0),
+        "n_se",
+    ),
+    ("neumann_value tol", lambda m: M.neumann_value(m, _PI, tol=0), "tol"),
+    ("neumann_q max_terms", lambda m: M.neumann_q(m, _PI, max_terms=0), "max_terms"),
+    ("bellman_expectation_gaps Q", lambda m: M.bellman_expectation_gaps(m, _PI, np.zeros(3), np.zeros(3)), "Q must"),
+    (
+        "symbolic_value_mismatch shape",
+        lambda m: M.symbolic_value_mismatch(lambda P, r, g: r.T),
+        "candidate must return a 2x1",
+    ),
+]
+
+
+@pytest.mark.parametrize("call, message", [(c, msg) for _, c, msg in BAD_INPUTS], ids=[n for n, _, _ in BAD_INPUTS])
+def test_public_functions_refuse_bad_input(call, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(_chain())
+
+
+def test_float32_probabilities_are_accepted_within_float32_precision():
+    rng = np.random.default_rng(0)
+    pi32 = rng.dirichlet(np.ones(7), size=50).astype(np.float32)
+    assert np.any(np.abs(pi32.astype(np.float64).sum(axis=1) - 1) > 1e-8)  # the case refused before
+    m = M.random_mdp(50, 7, seed=0)
+    assert M.check_policy(m, pi32).dtype == np.float64
+    P32 = m.P.astype(np.float32)
+    M.TabularMDP(P32, m.R, m.gamma, m.mu.astype(np.float32))
+    # but a float32 row that is off by much more than float32 rounding is refused,
+    # with enough digits to see why
+    bad = pi32.copy()
+    bad[3, 0] += 1e-4
+    with pytest.raises(ValueError, match=r"pi must sum to 1 .*tolerance.*sums to 1\.0000999.*off by \+0\.0001") as info:
+        M.check_policy(m, bad)
+    assert "at index (3,)" in str(info.value)
+
+
+def test_float64_probabilities_keep_the_tight_tolerance():
+    m = M.random_mdp(2, 2, seed=0)
+    with pytest.raises(ValueError, match=r"sums to 1\.0000001 \(off by \+1e-07\)"):
+        M.check_policy(m, np.array([[0.5, 0.5 + 1e-7], [0.5, 0.5]]))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from companion import mdp as M
+from companion import td as TD
 from companion.td import td0, td_residual
 
 
@@ -53,3 +54,94 @@ def test_td0_refuses_bad_input(small_mdp, small_policy):
         td0(small_mdp, small_policy, 0.1, 0)
     with pytest.raises(ValueError, match="V0 must have shape"):
         td0(small_mdp, small_policy, 0.1, 10, V0=np.zeros(2))
+
+
+# ---------------------------------------------------------------- bad input, table
+_PI = np.full((4, 3), 1 / 3)
+
+BAD_TD_INPUTS = [
+    ("td0 alpha string", lambda m: td0(m, _PI, "big", 10), "alpha"),
+    ("td0 alpha nan", lambda m: td0(m, _PI, float("nan"), 10), "alpha"),
+    ("td0 alpha 0", lambda m: td0(m, _PI, 0.0, 10), "alpha must lie in"),
+    ("td0 float n_steps", lambda m: td0(m, _PI, 0.1, 10.0), "n_steps"),
+    ("td0 float seed", lambda m: td0(m, _PI, 0.1, 10, seed=0.5), "seed"),
+    ("td0 V0 nan", lambda m: td0(m, _PI, 0.1, 10, V0=[np.nan] * 4), "V0 contains NaN"),
+    ("td0 pi", lambda m: td0(m, np.ones((4, 3)), 0.1, 10), "pi must sum to 1"),
+    ("td0 mdp", lambda m: td0("mdp", _PI, 0.1, 10), "mdp must be a TabularMDP"),
+    ("td0_runs sampling", lambda m: TD.td0_runs(m, _PI, 0.1, 10, 2, sampling="random"), "sampling"),
+    ("td0_runs n_runs", lambda m: TD.td0_runs(m, _PI, 0.1, 10, 0), "n_runs"),
+    ("td0_runs alpha > 1", lambda m: TD.td0_runs(m, _PI, 1.5, 10, 2), "alpha must lie in"),
+    ("td0_runs alpha schedule", lambda m: TD.td0_runs(m, _PI, lambda n: 2.0 + 0 * n, 10, 2), "alpha(1) returned"),
+    (
+        "td0_runs state_dist zero",
+        lambda m: TD.td0_runs(m, _PI, 0.1, 10, 2, sampling="random_states", state_dist=[1.0, 0, 0, 0]),
+        "state_dist must give every state",
+    ),
+    (
+        "td0_runs state_dist sum",
+        lambda m: TD.td0_runs(m, _PI, 0.1, 10, 2, sampling="random_states", state_dist=[0.5] * 4),
+        "state_dist must sum to 1",
+    ),
+    (
+        "td0_runs state_dist with trajectory",
+        lambda m: TD.td0_runs(m, _PI, 0.1, 10, 2, state_dist=[0.25] * 4),
+        "state_dist is only used",
+    ),
+    ("td0_runs checkpoints beyond", lambda m: TD.td0_runs(m, _PI, 0.1, 10, 2, checkpoints=[5, 11]), "checkpoints"),
+    ("td0_runs checkpoints float", lambda m: TD.td0_runs(m, _PI, 0.1, 10, 2, checkpoints=[2.5]), "checkpoints"),
+    ("td0_runs checkpoints order", lambda m: TD.td0_runs(m, _PI, 0.1, 10, 2, checkpoints=[5, 3]), "checkpoints"),
+    ("td0_runs seed", lambda m: TD.td0_runs(m, _PI, 0.1, 10, 2, seed=-3), "seed"),
+    ("td_residual shapes", lambda m: td_residual([1.0], [1.0, 2.0], [1.0], 0.9), "values must have shape"),
+    ("td_residual gamma", lambda m: td_residual([1.0], [1.0], [1.0], -0.1), "gamma"),
+    ("expected_td_residual V", lambda m: TD.expected_td_residual(m, np.zeros(3)), "V must have shape"),
+    ("expected_td_residual mdp", lambda m: TD.expected_td_residual(None, np.zeros(4)), "mdp must be"),
+    (
+        "td_advantage_disagreement estimate",
+        lambda m: TD.td_advantage_disagreement(np.zeros((4, 3)), m, _PI, np.zeros((4, 3))),
+        "q_estimate must be a MonteCarloEstimate",
+    ),
+    (
+        "linear_td_fixed_point features",
+        lambda m: TD.linear_td_fixed_point(m, _PI, np.eye(3), np.full(4, 0.25)),
+        "features must have shape",
+    ),
+    (
+        "linear_td_fixed_point state_dist",
+        lambda m: TD.linear_td_fixed_point(m, _PI, np.eye(4), [1.0, 0, 0, 0]),
+        "state_dist must give every state",
+    ),
+]
+
+
+@pytest.mark.parametrize("call, message", [(c, m) for _, c, m in BAD_TD_INPUTS], ids=[n for n, _, _ in BAD_TD_INPUTS])
+def test_td_functions_refuse_bad_input(small_mdp, call, message):
+    import re
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(small_mdp)
+
+
+def test_td0_runs_random_states_written_out(small_mdp, small_policy):
+    """The random-state scheme of td0_runs is the loop of the chapter, draw for draw."""
+    n_steps, n_runs, seed = 300, 3, 4
+    got = TD.td0_runs(small_mdp, small_policy, lambda n: 1.0 / n, n_steps, n_runs, sampling="random_states", seed=seed)
+    rng = np.random.default_rng(seed)
+    S = small_mdp.n_states
+    cum_d, cum_pi, cum_P = np.cumsum(np.full(S, 1 / S)), np.cumsum(small_policy, 1), np.cumsum(small_mdp.P, 2)
+    V, visits = np.zeros((n_runs, S)), np.zeros((n_runs, S))
+    u = rng.random((n_steps, 3, n_runs, 1))
+    pick = lambda cum, x: min(int((x >= cum).sum()), len(cum) - 1)  # noqa: E731
+    for t in range(n_steps):
+        for k in range(n_runs):
+            s = pick(cum_d, u[t, 0, k, 0])
+            a = pick(cum_pi[s], u[t, 1, k, 0])
+            s2 = pick(cum_P[s, a], u[t, 2, k, 0])
+            visits[k, s] += 1
+            V[k, s] += (small_mdp.R[s, a] + small_mdp.gamma * V[k, s2] - V[k, s]) / visits[k, s]
+    assert np.allclose(got[-1], V, atol=1e-12)
+
+
+def test_td0_runs_checkpoints_are_prefixes(small_mdp, small_policy):
+    full = TD.td0_runs(small_mdp, small_policy, 0.1, 50, 2, checkpoints=[10, 50], seed=1)
+    short = TD.td0_runs(small_mdp, small_policy, 0.1, 50, 2, checkpoints=[50], seed=1)
+    assert np.array_equal(full[-1], short[-1])

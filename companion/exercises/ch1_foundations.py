@@ -1,4 +1,11 @@
-"""Checkers for Chapter 1 (Foundations)."""
+"""Checkers for Chapter 1 (Foundations).
+
+Every checker compares with a tolerance relative to the answer's scale: an entry
+passes when it is within ``1e-5`` times the largest entry of the exact answer (see
+:func:`companion.exercises._common.tolerance`), so float32 answers and iterative ones
+accurate to 1e-8 pass. Failure messages name the entry and the size of the error, never
+the expected value. Tested in ``tests/test_exercises_ch1.py``.
+"""
 
 from __future__ import annotations
 
