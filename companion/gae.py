@@ -217,10 +217,10 @@ def _tabular(mdp: Any, pi: Any, V: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def state_law(mdp: Any, pi: Any, k: int) -> np.ndarray:
-    """:math:`P(s_{t+k} = s' \mid s_t = s, a_t = a)`, shape ``(S, A, S)``, for ``k >= 0``.
+    """:math:`P(s_{t+k} = s' \\mid s_t = s, a_t = a)`, shape ``(S, A, S)``, for ``k >= 0``.
 
     ``k = 0`` is the indicator of :math:`s' = s`; for ``k >= 1`` it is
-    :math:`P(\cdot \mid s, a)\, P_\pi^{k-1}`, with later actions drawn from ``pi``.
+    :math:`P(\\cdot \\mid s, a)\\, P_\\pi^{k-1}`, with later actions drawn from ``pi``.
     """
     from companion import mdp as _mdp
 
@@ -235,13 +235,13 @@ def state_law(mdp: Any, pi: Any, k: int) -> np.ndarray:
 
 
 def k_step_mean(mdp: Any, pi: Any, V: Any, k: int) -> np.ndarray:
-    """:math:`\mathbb E[\hat A^{(k)}_t \mid s_t = s, a_t = a]` exactly, shape ``(S, A)``.
+    """:math:`\\mathbb E[\\hat A^{(k)}_t \\mid s_t = s, a_t = a]` exactly, shape ``(S, A)``.
 
-    Computed backwards, without :math:`V_\pi`: with :math:`W_0 = V` and
-    :math:`W_j = T^\pi W_{j-1}` (``k - 1`` Bellman expectation backups of the critic),
-    :math:`\mathbb E[\hat A^{(k)}_t \mid s, a] = r(s, a) + \gamma \sum_{s'} P(s' \mid s, a)
+    Computed backwards, without :math:`V_\\pi`: with :math:`W_0 = V` and
+    :math:`W_j = T^\\pi W_{j-1}` (``k - 1`` Bellman expectation backups of the critic),
+    :math:`\\mathbb E[\\hat A^{(k)}_t \\mid s, a] = r(s, a) + \\gamma \\sum_{s'} P(s' \\mid s, a)
     W_{k-1}(s') - V(s)`: the expected discounted rewards of the ``k`` steps, then the
-    bootstrap :math:`\gamma^k V(s_{t+k})` (Chapter 6, eq. ``k-step``).
+    bootstrap :math:`\\gamma^k V(s_{t+k})` (Chapter 6, eq. ``k-step``).
     """
     from companion import mdp as _mdp
 
@@ -256,15 +256,15 @@ def k_step_mean(mdp: Any, pi: Any, V: Any, k: int) -> np.ndarray:
 def k_step_bias(mdp: Any, pi: Any, V: Any, k: int) -> np.ndarray:
     """Bias of the :math:`k`-step advantage estimator, shape ``(S, A)`` (Chapter 6, eq. ``k-step-bias``).
 
-    With the critic's error :math:`e = V - V_\pi`,
+    With the critic's error :math:`e = V - V_\\pi`,
 
     .. math::
 
-        \mathbb E[\hat A^{(k)}_t \mid s_t, a_t] - A_\pi(s_t, a_t)
-        = \gamma^k\, \mathbb E[e(s_{t+k}) \mid s_t, a_t] - e(s_t).
+        \\mathbb E[\\hat A^{(k)}_t \\mid s_t, a_t] - A_\\pi(s_t, a_t)
+        = \\gamma^k\\, \\mathbb E[e(s_{t+k}) \\mid s_t, a_t] - e(s_t).
 
-    The first term depends on the action and vanishes as :math:`k \to \infty` (for
-    :math:`\gamma < 1`); the second, :math:`-e(s_t)`, does not, but depends on the state
+    The first term depends on the action and vanishes as :math:`k \\to \\infty` (for
+    :math:`\\gamma < 1`); the second, :math:`-e(s_t)`, does not, but depends on the state
     only, so its contribution to the expected policy gradient is zero.
     """
     from companion import mdp as _mdp
@@ -282,11 +282,11 @@ def k_step_bias_gap(
     V: Any,
     ks: Sequence[int],
 ) -> float:
-    """Largest gap between a claimed bias formula and the exact bias of :math:`\hat A^{(k)}`.
+    """Largest gap between a claimed bias formula and the exact bias of :math:`\\hat A^{(k)}`.
 
     ``bias(mdp, pi, V, k)`` returns an ``(S, A)`` array; it is compared with
-    :func:`k_step_mean` minus the exact advantage :math:`A_\pi` (a linear solve) for
-    every ``k`` in ``ks``. Returns :math:`\max_{k, s, a}` of the absolute difference; the
+    :func:`k_step_mean` minus the exact advantage :math:`A_\\pi` (a linear solve) for
+    every ``k`` in ``ks``. Returns :math:`\\max_{k, s, a}` of the absolute difference; the
     correct formula (:func:`k_step_bias`) gives rounding error only.
     """
     from companion import mdp as _mdp
@@ -303,16 +303,16 @@ def k_step_bias_gap(
 
 
 def gae_moments(mdp: Any, pi: Any, V: Any, lams: Any, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact mean and second moment of :math:`\hat A_0` given :math:`(s_0, a_0) = (s, a)`.
+    """Exact mean and second moment of :math:`\\hat A_0` given :math:`(s_0, a_0) = (s, a)`.
 
     The estimator is what :func:`gae` returns at the first step of a segment of
     ``horizon`` steps that follows ``pi`` (rewards :math:`r(s, a)` of ``mdp``, critic
     ``V``), whose last step is marked truncated so that it bootstraps:
-    :math:`\hat A_0 = \sum_{l < H} (\gamma\lambda)^l \delta_l`. With
-    :math:`X_l = \delta_l + \gamma\lambda X_{l+1}`, :math:`X_H = 0`, the conditional
-    moments :math:`m_l(s, a) = \mathbb E[X_l \mid s, a]` and
-    :math:`M_l(s, a) = \mathbb E[X_l^2 \mid s, a]` follow backwards from the Markov
-    property, since :math:`\delta_l` is a function of :math:`(s_l, a_l, s_{l+1})`.
+    :math:`\\hat A_0 = \\sum_{l < H} (\\gamma\\lambda)^l \\delta_l`. With
+    :math:`X_l = \\delta_l + \\gamma\\lambda X_{l+1}`, :math:`X_H = 0`, the conditional
+    moments :math:`m_l(s, a) = \\mathbb E[X_l \\mid s, a]` and
+    :math:`M_l(s, a) = \\mathbb E[X_l^2 \\mid s, a]` follow backwards from the Markov
+    property, since :math:`\\delta_l` is a function of :math:`(s_l, a_l, s_{l+1})`.
 
     Returns ``(mean, second)``, each of shape ``(len(lams), S, A)``.
     """
@@ -343,11 +343,11 @@ def softmax_gradient_error(
 
     For a tabular softmax policy the contribution of :math:`(s_0, a_0)` to the gradient
     with respect to the logits of :math:`s_0` is
-    :math:`\hat g = \hat A_0 (\mathbf e_{a_0} - \pi(\cdot \mid s_0))`, with target
-    :math:`g = \pi(\cdot \mid s_0) \odot A_\pi(s_0, \cdot)`. From the exact moments of
+    :math:`\\hat g = \\hat A_0 (\\mathbf e_{a_0} - \\pi(\\cdot \\mid s_0))`, with target
+    :math:`g = \\pi(\\cdot \\mid s_0) \\odot A_\\pi(s_0, \\cdot)`. From the exact moments of
     :func:`gae_moments`: returns ``(bias2, var)`` with
-    ``bias2`` :math:`= \|\mathbb E \hat g - g\|^2` and ``var`` :math:`= \mathbb E\|\hat g -
-    \mathbb E \hat g\|^2`, per sample, each of shape ``(len(lams),)``.
+    ``bias2`` :math:`= \\|\\mathbb E \\hat g - g\\|^2` and ``var`` :math:`= \\mathbb E\\|\\hat g -
+    \\mathbb E \\hat g\\|^2`, per sample, each of shape ``(len(lams),)``.
     """
     from companion import mdp as _mdp
 
