@@ -236,3 +236,29 @@ def test_lambda_returns_check_rejects_advantage():
     assert not np.allclose(adv, reward_to_go(rew, 0.9))
     boot = lambda_returns(rew, vals, nv, [0, 0, 0, 0], [0, 0, 0, 1], 0.9, 1.0)  # bootstraps after the end
     assert not np.allclose(boot, reward_to_go(rew, 0.9))
+
+
+# --- the Monte Carlo check of k_step_mean -------------------------------------------------
+
+
+def kmean_z(reference):
+    mdp, pi, _, V_wrong = chapter_mdp()
+    k, n = 3, 200_000
+    st, ac, rw = M.sample_batch(mdp, pi, n, k, start_state=2, start_action=1, seed=SEED + 6)
+    samples = mdp.gamma ** np.arange(k) @ rw + mdp.gamma**k * V_wrong[st[k]] - V_wrong[2]
+    return abs(samples.mean() - reference) / (samples.std(ddof=1) / np.sqrt(n))
+
+
+def test_k_step_mean_monte_carlo_check():
+    from companion.gae import k_step_mean
+
+    mdp, pi, _, V_wrong = chapter_mdp()
+    assert kmean_z(k_step_mean(mdp, pi, V_wrong, 3)[2, 1]) < 5
+    for wrong_k in (1, 5):  # two steps too few or too many
+        assert kmean_z(k_step_mean(mdp, pi, V_wrong, wrong_k)[2, 1]) > 5
+    # no discounting anywhere: k - 1 undiscounted backups, undiscounted bootstrap
+    P_pi, r_pi = M.policy_transition_matrix(mdp, pi), M.policy_reward(mdp, pi)
+    W = V_wrong
+    for _ in range(2):
+        W = r_pi + P_pi @ W
+    assert kmean_z((mdp.R + mdp.P @ W - V_wrong[:, None])[2, 1]) > 5
