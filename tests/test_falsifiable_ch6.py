@@ -164,15 +164,30 @@ def test_gae_bias_mixture_check():
 # --- SymPy steps ---------------------------------------------------------------------------
 
 
-def test_induction_step_rejects_wrong_bootstrap():
+def peel_last(expr):
+    def peel(su):
+        (var, lo, hi), f = su.limits[0], su.function
+        return sp.Sum(f, (var, lo, hi - 1)) + f.subs(var, hi)
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), peel)
+
+
+@pytest.mark.parametrize("boot_power, right", [(lambda k: k, True), (lambda k: k - 1, False), (lambda k: k + 1, False)])
+def test_induction_rejects_wrong_bootstrap(boot_power, right):
+    """The chapter's induction (base case and step) passes only for the bootstrap gamma^k."""
     g = sp.Symbol("gamma", positive=True)
-    k = sp.Symbol("k", integer=True, nonnegative=True)
+    k, l = sp.symbols("k l", integer=True, nonnegative=True)
     r, V = sp.IndexedBase("r"), sp.IndexedBase("V")
-    delta = r[k] + g * V[k + 1] - V[k]
-    right = g**k * r[k] + g ** (k + 1) * V[k + 1] - g**k * V[k]
-    wrong = g**k * r[k] + g**k * V[k + 1] - g ** (k - 1) * V[k]  # bootstrap gamma^(k-1)
-    assert sp.expand(g**k * delta - right) == 0
-    assert sp.expand(g**k * delta - wrong) != 0
+
+    def delta(j):
+        return r[j] + g * V[j + 1] - V[j]
+
+    def A(kk):
+        return -V[0] + sp.Sum(g**l * r[l], (l, 0, kk - 1)) + g ** boot_power(kk) * V[kk]
+
+    base = sp.expand(A(1).doit() - delta(0)) == 0
+    step = sp.expand(peel_last(A(k + 1)) - A(k) - g**k * delta(k)) == 0
+    assert (base and step) == right
 
 
 def test_weight_identity_rejects_wrong_weights():
