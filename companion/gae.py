@@ -21,6 +21,14 @@ Episode ends come in two kinds, as gymnasium reports them:
   bootstrapped, :math:`\\delta_t = r_t + \\gamma V(s_{t+1}) - V(s_t)`.
 
 In both cases the recursion does not look past the end: :math:`\\hat A_t = \\delta_t`.
+On the reset steps of a vector environment's next-step autoreset, ``gae`` returns
+meaningless values, which the learners mask (see :func:`gae`).
+
+For the bias/variance analysis of the chapter, the module also computes exact
+quantities on a tabular MDP: the :math:`k`-step bias (:func:`k_step_bias`, checked
+against :func:`k_step_mean` by :func:`k_step_bias_gap`) and the exact moments of the
+GAE estimate (:func:`gae_moments`, :func:`softmax_gradient_error`), with
+:func:`moment_z_scores` to compare them with samples.
 """
 
 from __future__ import annotations
@@ -29,7 +37,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from companion._validate import as_array, check_gamma, check_positive_int, check_unit_interval
+from companion._validate import (
+    as_array,
+    check_gamma,
+    check_positive_int,
+    check_unit_interval,
+)
 
 __all__ = [
     "gae",

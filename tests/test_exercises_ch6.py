@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 
 from companion.exercises import ExerciseFailure
-from companion.exercises.ch6_gae import check_k_step_advantage, check_monte_carlo_advantage
+from companion.exercises.ch6_gae import (
+    check_k_step_advantage,
+    check_monte_carlo_advantage,
+)
 from companion.pg import reward_to_go
 
 

@@ -236,7 +236,7 @@ def _no_stop(r, v, nv, term, gamma, lam):
 def test_invalid_step_check_rejects_recursion_without_stop():
     rng = np.random.default_rng(SEED + 7)
     r6, v6, nv6 = rng.normal(size=6), rng.normal(size=6), rng.normal(size=6)
-    term6, trunc6 = np.array([0, 1, 0, 0, 0, 0]), np.zeros(6)
+    term6 = np.array([0, 1, 0, 0, 0, 0])
     valid = np.array([True, True, False, True, True, True])
     base = _no_stop(r6, v6, nv6, term6, 0.9, 0.95)
     r6[2], v6[2], nv6[2] = rng.normal(size=3) * 10
@@ -259,7 +259,7 @@ def test_lambda_returns_check_rejects_advantage():
 def kmean_z(reference):
     mdp, pi, _, V_wrong = chapter_mdp()
     k, n = 3, 200_000
-    st, ac, rw = M.sample_batch(mdp, pi, n, k, start_state=2, start_action=1, seed=SEED + 6)
+    st, _, rw = M.sample_batch(mdp, pi, n, k, start_state=2, start_action=1, seed=SEED + 6)
     samples = mdp.gamma ** np.arange(k) @ rw + mdp.gamma**k * V_wrong[st[k]] - V_wrong[2]
     return abs(samples.mean() - reference) / (samples.std(ddof=1) / np.sqrt(n))
 

@@ -1,10 +1,24 @@
 """Tests of companion.gae."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
 
-from companion.gae import gae, k_step_advantage, lambda_returns
+from companion import mdp as M
+from companion.gae import (
+    gae,
+    gae_moments,
+    k_step_advantage,
+    k_step_bias,
+    k_step_bias_gap,
+    k_step_mean,
+    lambda_returns,
+    moment_z_scores,
+    softmax_gradient_error,
+    state_law,
+)
 from companion.pg import reward_to_go
 
 
@@ -187,20 +201,6 @@ def test_k_step_advantage_by_hand_and_against_gae():
 
 
 # --- exact moments on a tabular MDP -------------------------------------------------------
-
-import itertools  # noqa: E402
-
-from companion import mdp as M  # noqa: E402
-from companion.gae import (  # noqa: E402
-    gae_moments,
-    k_step_bias,
-    k_step_bias_gap,
-    k_step_mean,
-    moment_z_scores,
-    softmax_gradient_error,
-    state_law,
-)
-
 
 def enumerate_segments(mdp, pi, s, a, H):
     """Every (probability, states, actions) of H steps from (s, a), later actions from pi."""
