@@ -75,7 +75,11 @@ def _compare(
     worst = np.unravel_index(np.argmax(np.abs(err)), err.shape)
     if abs(err[worst]) > atol:
         where = ", ".join(f"{n}={int(i)}" for n, i in zip(axis_names, worst))
-        _fail(f"{what} is off at {where} by {err[worst]:+.4g} (tolerance {atol:.1g}) {context}.")
+        scale = atol / rtol
+        # relative to the answer's scale, so that an all-zero answer does not reveal the
+        # reference value
+        _fail(f"{what} is off at {where} by {err[worst] / scale:+.3g} of the answer's scale "
+              f"(tolerance {rtol:g} relative) {context}.")
 
 
 def _test_mdps() -> list[tuple[str, _mdp.TabularMDP, np.ndarray]]:

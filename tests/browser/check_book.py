@@ -65,10 +65,14 @@ PAGE_PROBES = r"""
     .map(p => p.innerText.split("\n").find(l => l.length > 88) || p.innerText.slice(0, 60))
     .slice(0, 5);
   // display equations wider than their column
+  const tex = new Map();
+  if (window.MathJax && MathJax.startup && MathJax.startup.document) {
+    for (const item of MathJax.startup.document.math) tex.set(item.typesetRoot, item.math);
+  }
   out.wide_math = Array.from(main.querySelectorAll('mjx-container[display="true"]'))
     .filter(m => m.scrollWidth > m.parentElement.clientWidth + 1 ||
                  m.getBoundingClientRect().right > main.getBoundingClientRect().right + 1)
-    .length;
+    .map(m => (tex.get(m) || "?").trim().slice(0, 70)).slice(0, 5);
   // progress bars in outputs (tqdm text or widget)
   out.progress_bars = Array.from(main.querySelectorAll(".cell_output"))
     .filter(o => /\d+%\|/.test(o.innerText) || o.querySelector(".widget-hprogress, progress"))
@@ -154,7 +158,7 @@ def check_page(browser, base: str, rel: str, shots: Path | None) -> list[str]:
     if found["wide_code"]:
         problems.append(f"code cells wider than the column: {found['wide_code']}")
     if found["wide_math"]:
-        problems.append(f"{found['wide_math']} display equation(s) wider than the column")
+        problems.append(f"display equations wider than the column: {found['wide_math']}")
     if found["progress_bars"]:
         problems.append(f"{found['progress_bars']} progress bar(s) in outputs")
     if re.match(r"book/\d\d_", rel) and not found["ipynb_download"]:
