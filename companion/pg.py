@@ -11,6 +11,13 @@ are all of the form :math:`\\hat g = \\sum_t w_t \\nabla_\\theta \\log \\pi_\\th
 * reward-to-go (eq. ``pg-rtg``): :math:`w_t = \\gamma^t \\hat R_t`, :math:`\\hat R_t = \\sum_{j \\ge t} \\gamma^{j-t} r_j`;
 * with a baseline (eq. ``pg-baseline``): :math:`w_t = \\gamma^t (\\hat R_t - b_t)`, ``b_t`` depending
   on the state (and time) but not on the action :math:`a_t`.
+
+The chapter's checks also live here, so that tests can feed them wrong versions:
+:func:`trajectory_gradient_residuals` and :func:`log_derivative_residuals` (SymPy, on a
+trajectory probability built from a symbolic policy and dynamics),
+:func:`q_enumeration_gap` (:math:`\mathbb E[\hat R_t | s_t, a_t] = Q^{(H-t)}_\pi`, by
+enumeration) and :func:`gradient_field` with :func:`jacobian_asymmetry` (the update
+without :math:`\gamma^t` has a non-symmetric Jacobian, so it is not a gradient).
 """
 
 from __future__ import annotations
