@@ -31,14 +31,20 @@ def check_reward_to_go(reward_to_go: Callable[..., Any]) -> bool:
     cases = [
         (np.array([1.0, 1.0, 1.0]), 1.0, "for rewards [1, 1, 1] with gamma=1"),
         (np.array([0.0, 0.0, 1.0]), 0.5, "for rewards [0, 0, 1] with gamma=0.5"),
-        (np.array([1.0, 0.0, 0.0, 2.0]), 0.9, "for rewards [1, 0, 0, 2] with gamma=0.9"),
+        (
+            np.array([1.0, 0.0, 0.0, 2.0]),
+            0.9,
+            "for rewards [1, 0, 0, 2] with gamma=0.9",
+        ),
         (rng.normal(size=50), 0.97, "for 50 random rewards with gamma=0.97"),
         (np.array([2.0]), 0.9, "for a single reward"),
     ]
     for rewards, gamma, context in cases:
         got = _call(reward_to_go, "reward_to_go", rewards.copy(), gamma)
         _compare(got, reference(rewards, gamma), "your reward-to-go", ["t"], context)
-    return _passed("reward_to_go is right, including discounting and length-1 trajectories.")
+    return _passed(
+        "reward_to_go is right, including discounting and length-1 trajectories."
+    )
 
 
 def _reader_expression(expr: Any, name: str, symbols: dict[str, Any]) -> Any:
@@ -50,7 +56,9 @@ def _reader_expression(expr: Any, name: str, symbols: dict[str, Any]) -> Any:
     except (sp.SympifyError, TypeError) as exc:
         _fail(f"the {name} component is not a SymPy expression ({exc}).")
     if not isinstance(expr, sp.Expr):
-        _fail(f"the {name} component must be a SymPy expression, got {type(expr).__name__}.")
+        _fail(
+            f"the {name} component must be a SymPy expression, got {type(expr).__name__}."
+        )
     unknown = sorted(s.name for s in expr.free_symbols if s.name not in symbols)
     if unknown:
         _fail(
@@ -82,12 +90,18 @@ def check_gaussian_score(gaussian_score: Callable[..., Any]) -> bool:
         expr = _reader_expression(expr, name, symbols)
         diff = sp.simplify(expr - sp.diff(log_p, var))
         if diff != 0:
-            points = [{a: 1, mu: 0, sigma: 2}, {a: 0, mu: 0, sigma: 1}, {a: 3, mu: 1, sigma: 3}]
+            points = [
+                {a: 1, mu: 0, sigma: 2},
+                {a: 0, mu: 0, sigma: 1},
+                {a: 3, mu: 1, sigma: 3},
+            ]
             for point in points:
                 value = diff.subs(point)
                 if value != 0:
                     where = ", ".join(f"{k}={v}" for k, v in point.items())
-                    _fail(f"the {name} component is off by {sp.nsimplify(value)} at {where}.")
+                    _fail(
+                        f"the {name} component is off by {sp.nsimplify(value)} at {where}."
+                    )
             _fail(f"the {name} component differs from the derivative of log p.")
         exprs.append(expr)
     density = sp.exp(log_p)
@@ -95,7 +109,9 @@ def check_gaussian_score(gaussian_score: Callable[..., Any]) -> bool:
         mean = sp.simplify(sp.integrate(expr * density, (a, -sp.oo, sp.oo)))
         if mean != 0:  # cannot happen for a correct score; kept as the lemma's check
             _fail(f"the {name} score does not average to zero under the policy.")
-    return _passed("both components of the Gaussian score are right, and each has zero mean under the policy.")
+    return _passed(
+        "both components of the Gaussian score are right, and each has zero mean under the policy."
+    )
 
 
 def check_action_baseline_estimator(estimator: Callable[..., Any]) -> bool:
@@ -111,8 +127,24 @@ def check_action_baseline_estimator(estimator: Callable[..., Any]) -> bool:
         states, actions = rng.integers(S, size=T), rng.integers(A, size=T)
         rewards, b = rng.normal(size=T), rng.normal(size=(S, A))
         got = _call(
-            estimator, "estimator", theta.copy(), states.copy(), actions.copy(), rewards.copy(), b.copy()
+            estimator,
+            "estimator",
+            theta.copy(),
+            states.copy(),
+            actions.copy(),
+            rewards.copy(),
+            b.copy(),
         )
-        expected = reinforce_gradient(theta, states, actions, rewards, gamma=1.0, baseline=b[states, actions])
-        _compare(got, expected, "your estimate", ["state", "action"], f"on a random trajectory of length {T}")
-    return _passed("the action-dependent-baseline estimator is implemented as specified.")
+        expected = reinforce_gradient(
+            theta, states, actions, rewards, gamma=1.0, baseline=b[states, actions]
+        )
+        _compare(
+            got,
+            expected,
+            "your estimate",
+            ["state", "action"],
+            f"on a random trajectory of length {T}",
+        )
+    return _passed(
+        "the action-dependent-baseline estimator is implemented as specified."
+    )
