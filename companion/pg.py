@@ -15,9 +15,9 @@ are all of the form :math:`\\hat g = \\sum_t w_t \\nabla_\\theta \\log \\pi_\\th
 The chapter's checks also live here, so that tests can feed them wrong versions:
 :func:`trajectory_gradient_residuals` and :func:`log_derivative_residuals` (SymPy, on a
 trajectory probability built from a symbolic policy and dynamics),
-:func:`q_enumeration_gap` (:math:`\mathbb E[\hat R_t | s_t, a_t] = Q^{(H-t)}_\pi`, by
+:func:`q_enumeration_gap` (:math:`\\mathbb E[\\hat R_t | s_t, a_t] = Q^{(H-t)}_\\pi`, by
 enumeration) and :func:`gradient_field` with :func:`jacobian_asymmetry` (the update
-without :math:`\gamma^t` has a non-symmetric Jacobian, so it is not a gradient).
+without :math:`\\gamma^t` has a non-symmetric Jacobian, so it is not a gradient).
 """
 
 from __future__ import annotations
