@@ -306,3 +306,18 @@ def test_value_baseline_weights_have_zero_conditional_mean():
     t_ = torch.tensor(theta, requires_grad=True)
     pg.finite_horizon_return(m, torch.softmax(t_, 1), H).backward()
     assert np.allclose(np.einsum("n,nsa->sa", p, g), t_.grad.numpy(), atol=1e-12)
+
+
+def test_train_reinforce_does_not_depend_on_thread_count():
+    # Chapter 2 pins torch to one thread for speed; the results must be the same.
+    config = pg.ReinforceConfig(n_epochs=3, steps_per_epoch=500)
+    before = torch.get_num_threads()
+    try:
+        histories = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            _, h = pg.train_reinforce(config, seed=3, progress=False)
+            histories.append(h.mean_return + h.loss)
+    finally:
+        torch.set_num_threads(before)
+    assert histories[0] == histories[1]
