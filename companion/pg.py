@@ -11,6 +11,13 @@ are all of the form :math:`\\hat g = \\sum_t w_t \\nabla_\\theta \\log \\pi_\\th
 * reward-to-go (eq. ``pg-rtg``): :math:`w_t = \\gamma^t \\hat R_t`, :math:`\\hat R_t = \\sum_{j \\ge t} \\gamma^{j-t} r_j`;
 * with a baseline (eq. ``pg-baseline``): :math:`w_t = \\gamma^t (\\hat R_t - b_t)`, ``b_t`` depending
   on the state (and time) but not on the action :math:`a_t`.
+
+The chapter's checks also live here, so that tests can feed them wrong versions:
+:func:`trajectory_gradient_residuals` and :func:`log_derivative_residuals` (SymPy, on a
+trajectory probability built from a symbolic policy and dynamics),
+:func:`q_enumeration_gap` (:math:`\\mathbb E[\\hat R_t | s_t, a_t] = Q^{(H-t)}_\\pi`, by
+enumeration) and :func:`gradient_field` with :func:`jacobian_asymmetry` (the update
+without :math:`\\gamma^t` has a non-symmetric Jacobian, so it is not a gradient).
 """
 
 from __future__ import annotations
@@ -35,12 +42,47 @@ __all__ = [
     "enumerate_trajectories",
     "step_weights",
     "reinforce_gradient",
+    "finite_horizon_q",
+    "conditional_reward_to_go",
+    "q_enumeration_gap",
+    "gradient_field",
+    "jacobian_asymmetry",
+    "symbolic_softmax",
+    "symbolic_trajectory_probability",
+    "log_derivative_residuals",
+    "trajectory_gradient_residuals",
+    "symbolic_is_zero",
     "ESTIMATORS",
     "ReinforceConfig",
     "train_reinforce",
 ]
 
 ESTIMATORS = ("full_return", "reward_to_go")
+
+
+def _index(x: Any, name: str) -> int:
+    """An integer index (a Python or numpy integer, not a bool or a float)."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer index, got {x!r}")
+    return int(x)
+
+
+def _index_array(x: Any, name: str) -> np.ndarray:
+    """A 1-D array of integer indices (integer dtype, or floats that are whole numbers)."""
+    arr = np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(
+            f"{name} must be a 1-D array of indices, got shape {arr.shape}"
+        )
+    if arr.dtype.kind == "b" or arr.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must hold integer indices, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise ValueError(
+                f"{name} must hold integer indices, got non-integer values"
+            )
+        arr = arr.astype(np.int64)
+    return arr
 
 
 def reward_to_go(rewards: Any, gamma: float = 1.0) -> np.ndarray:
@@ -72,6 +114,10 @@ def softmax_policy(theta: Any) -> np.ndarray:
 def log_softmax_policy(theta: Any) -> np.ndarray:
     """:math:`\\log \\pi_\\theta(a|s)`, computed stably (log-sum-exp), shape ``(S, A)``."""
     theta = as_array(theta, "theta", ndim=2)
+    if 0 in theta.shape:
+        raise ValueError(
+            f"theta must have at least one state and one action, got shape {theta.shape}"
+        )
     z = theta - theta.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
@@ -83,8 +129,11 @@ def score(theta: Any, state: int, action: int) -> np.ndarray:
     """
     pi = softmax_policy(theta)
     S, A = pi.shape
+    state, action = _index(state, "state"), _index(action, "action")
     if not (0 <= state < S and 0 <= action < A):
-        raise ValueError(f"(state, action) must lie in [0, {S}) x [0, {A}), got ({state}, {action})")
+        raise ValueError(
+            f"(state, action) must lie in [0, {S}) x [0, {A}), got ({state}, {action})"
+        )
     g = np.zeros_like(pi)
     g[state] = -pi[state]
     g[state, action] += 1.0
@@ -115,6 +164,12 @@ def finite_horizon_return(mdp: TabularMDP, pi: Any, horizon: int) -> Any:
     except ImportError:  # pragma: no cover - torch is a dependency of the book
         torch = None
     if torch is not None and isinstance(pi, torch.Tensor):
+        if tuple(pi.shape) != (mdp.n_states, mdp.n_actions):
+            raise ValueError(
+                f"pi must have shape ({mdp.n_states}, {mdp.n_actions}), got {tuple(pi.shape)}"
+            )
+        if not bool(torch.isfinite(pi).all()):
+            raise ValueError("pi contains NaN or inf")
         P, R, mu = (torch.tensor(x, dtype=pi.dtype) for x in (mdp.P, mdp.R, mdp.mu))
         V = torch.zeros(mdp.n_states, dtype=pi.dtype)
     else:
@@ -126,7 +181,9 @@ def finite_horizon_return(mdp: TabularMDP, pi: Any, horizon: int) -> Any:
     return (mu * V).sum()
 
 
-def enumerate_trajectories(mdp: TabularMDP, pi: Any, horizon: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def enumerate_trajectories(
+    mdp: TabularMDP, pi: Any, horizon: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every trajectory :math:`(s_0, a_0, \\ldots, s_{H-1}, a_{H-1})` of length ``horizon`` with its probability.
 
     Returns ``(states, actions, probs)`` with shapes ``(N, H)``, ``(N, H)``, ``(N,)`` where
@@ -137,20 +194,33 @@ def enumerate_trajectories(mdp: TabularMDP, pi: Any, horizon: int) -> tuple[np.n
     horizon = check_positive_int(horizon, "horizon")
     S, A = mdp.n_states, mdp.n_actions
     if (S * A) ** horizon > 2_000_000:
-        raise ValueError(f"(S*A)^horizon = {(S * A) ** horizon} trajectories is too many to enumerate")
-    grid = np.array(list(itertools.product(range(S), range(A), repeat=horizon)), dtype=np.int64)
+        raise ValueError(
+            f"(S*A)^horizon = {(S * A) ** horizon} trajectories is too many to enumerate"
+        )
+    grid = np.array(
+        list(itertools.product(range(S), range(A), repeat=horizon)), dtype=np.int64
+    )
     states, actions = grid[:, 0::2], grid[:, 1::2]
     probs = mdp.mu[states[:, 0]] * np.prod(pi[states, actions], axis=1)
     if horizon > 1:
-        probs = probs * np.prod(mdp.P[states[:, :-1], actions[:, :-1], states[:, 1:]], axis=1)
+        probs = probs * np.prod(
+            mdp.P[states[:, :-1], actions[:, :-1], states[:, 1:]], axis=1
+        )
     return states, actions, probs
 
 
-def step_weights(rewards: Any, gamma: float, estimator: str = "reward_to_go", baseline: Any | None = None) -> np.ndarray:
+def step_weights(
+    rewards: Any,
+    gamma: float,
+    estimator: str = "reward_to_go",
+    baseline: Any | None = None,
+) -> np.ndarray:
     """The weights :math:`w_t` that multiply :math:`\\nabla \\log \\pi(a_t|s_t)` in each estimator (module docstring).
 
     ``rewards`` and ``baseline`` have shape ``(T,)``; returns shape ``(T,)``.
     """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     r = as_array(rewards, "rewards", ndim=1)
     g = check_gamma(gamma, allow_one=True)
     discounts = g ** np.arange(r.shape[0])
@@ -189,20 +259,271 @@ def reinforce_gradient(
     """
     theta = as_array(theta, "theta", ndim=2)
     S, A = theta.shape
-    s = np.asarray(states)
-    a = np.asarray(actions)
+    s = _index_array(states, "states")
+    a = _index_array(actions, "actions")
     r = as_array(rewards, "rewards", ndim=1)
     T = r.shape[0]
     if s.shape != (T,) or a.shape != (T,):
-        raise ValueError(f"states and actions must have shape ({T},) like rewards, got {s.shape} and {a.shape}")
+        raise ValueError(
+            f"states and actions must have shape ({T},) like rewards, got {s.shape} and {a.shape}"
+        )
     if T and (s.min() < 0 or s.max() >= S or a.min() < 0 or a.max() >= A):
         raise ValueError(f"states must lie in [0, {S}) and actions in [0, {A})")
     w = step_weights(r, gamma, estimator, baseline)
     pi = softmax_policy(theta)
     grad = np.zeros((S, A))
-    np.add.at(grad, (s, a), w)                       # sum_t w_t e_{s_t a_t}
-    np.add.at(grad, s, -w[:, None] * pi[s])          # sum_t w_t (-pi(. | s_t)) in row s_t
+    np.add.at(grad, (s, a), w)  # sum_t w_t e_{s_t a_t}
+    np.add.at(grad, s, -w[:, None] * pi[s])  # sum_t w_t (-pi(. | s_t)) in row s_t
     return grad
+
+
+# ----------------------------------------------------------------------------- Q and the theorem
+
+
+def finite_horizon_q(mdp: TabularMDP, pi: Any, horizon: int) -> np.ndarray:
+    """Action values of the steps left: ``Q[t, s, a]`` = :math:`Q^{(H-t)}_\\pi(s, a)`, shape ``(H, S, A)``.
+
+    :math:`Q^{(k)}_\\pi(s, a) = r(s, a) + \\gamma \\sum_{s'} P(s'|s, a) V^{(k-1)}_\\pi(s')` is the
+    expected discounted reward of the ``k`` steps that remain after taking ``a`` in ``s``,
+    with :math:`V^{(0)} = 0` and :math:`V^{(k)}(s) = \\sum_a \\pi(a|s) Q^{(k)}(s, a)`
+    (backward induction). Chapter 2 shows :math:`\\mathbb E[\\hat R_t | s_t, a_t] = Q^{(H-t)}_\\pi(s_t, a_t)`.
+    """
+    pi = check_policy(mdp, pi)
+    horizon = check_positive_int(horizon, "horizon")
+    Q = np.zeros((horizon, mdp.n_states, mdp.n_actions))
+    V = np.zeros(mdp.n_states)
+    for t in reversed(range(horizon)):
+        Q[t] = mdp.R + mdp.gamma * (mdp.P @ V)
+        V = (pi * Q[t]).sum(axis=1)
+    return Q
+
+
+def conditional_reward_to_go(
+    mdp: TabularMDP, pi: Any, horizon: int, gamma: float | None = None
+) -> np.ndarray:
+    """:math:`\\mathbb E[\\hat R_t \\mid s_t = s, a_t = a]` by enumerating every trajectory, shape ``(H, S, A)``.
+
+    Sums the reward-to-go :math:`\\hat R_t = \\sum_{t \\le j < H} \\gamma^{j-t} r_j` of every
+    trajectory with :math:`(s_t, a_t) = (s, a)`, weighted by its probability, and divides
+    by :math:`P(s_t = s, a_t = a)`; entries with probability zero are NaN. ``gamma``
+    defaults to the MDP's discount. Shares no code with :func:`finite_horizon_q`.
+    """
+    pi = check_policy(mdp, pi)
+    g = mdp.gamma if gamma is None else check_gamma(gamma, allow_one=True)
+    states, actions, probs = enumerate_trajectories(mdp, pi, horizon)
+    R_hat = reward_to_go(mdp.R[states, actions].T, g).T  # (N, H)
+    num = np.zeros((horizon, mdp.n_states, mdp.n_actions))
+    den = np.zeros_like(num)
+    for t in range(horizon):
+        np.add.at(num[t], (states[:, t], actions[:, t]), probs * R_hat[:, t])
+        np.add.at(den[t], (states[:, t], actions[:, t]), probs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def q_enumeration_gap(mdp: TabularMDP, pi: Any, q_table: Any) -> float:
+    """Largest :math:`|Q[t, s, a] - \\mathbb E[\\hat R_t | s_t = s, a_t = a]|` over reachable ``(t, s, a)``.
+
+    ``q_table`` has shape ``(H, S, A)`` (for example :func:`finite_horizon_q`); the
+    conditional expectation is computed by enumeration (:func:`conditional_reward_to_go`).
+    Zero (to rounding) when ``q_table`` holds the action values of the steps left.
+    """
+    q = as_array(q_table, "q_table", ndim=3)
+    if q.shape[1:] != (mdp.n_states, mdp.n_actions):
+        raise ValueError(
+            f"q_table must have shape (H, {mdp.n_states}, {mdp.n_actions}), got {q.shape}"
+        )
+    cond = conditional_reward_to_go(mdp, pi, q.shape[0])
+    reachable = np.isfinite(cond)
+    return float(np.max(np.abs(q[reachable] - cond[reachable])))
+
+
+def gradient_field(
+    mdp: TabularMDP, theta: Any, horizon: int, drop_discount: bool = False
+) -> Any:
+    """Expected policy-gradient update of the tabular softmax over ``horizon`` steps, shape ``(S, A)``.
+
+    .. math:: g(\\theta)_{sb} = \\sum_{t<H} w_t\\, P(s_t = s)\\, \\pi_\\theta(b|s)\\,
+              \\bigl(Q^{(H-t)}_\\pi(s, b) - V^{(H-t)}_\\pi(s)\\bigr),
+
+    the expectation of :math:`\\sum_t w_t \\hat R_t \\nabla_\\theta \\log \\pi_\\theta(a_t|s_t)`
+    with :math:`w_t = \\gamma^t` (``drop_discount=False``: the gradient of
+    :math:`J_H`, eq. ``pg-rtg``) or :math:`w_t = 1` (``drop_discount=True``: the update
+    most implementations use, which is the gradient of no function; Chapter 2).
+    ``theta`` may be a numpy array (returns numpy) or a float64 torch tensor (returns a
+    differentiable tensor, so that :func:`jacobian_asymmetry` can differentiate it).
+    """
+    import torch
+
+    horizon = check_positive_int(horizon, "horizon")
+    as_numpy = not isinstance(theta, torch.Tensor)
+    if as_numpy:
+        theta = torch.as_tensor(
+            as_array(theta, "theta", shape=(mdp.n_states, mdp.n_actions))
+        )
+    elif tuple(theta.shape) != (mdp.n_states, mdp.n_actions) or not bool(
+        torch.isfinite(theta).all()
+    ):
+        raise ValueError(
+            f"theta must be a finite tensor of shape ({mdp.n_states}, {mdp.n_actions})"
+        )
+    theta = theta.to(torch.float64)
+    P, R, mu = (
+        torch.tensor(np.array(x), dtype=torch.float64) for x in (mdp.P, mdp.R, mdp.mu)
+    )
+    pi = torch.softmax(theta, dim=1)
+    P_pi = torch.einsum("sa,sat->st", pi, P)
+    # backward: advantages of the steps left; forward: state distributions P(s_t = .)
+    V = torch.zeros(mdp.n_states, dtype=torch.float64)
+    adv = [None] * horizon
+    for t in reversed(range(horizon)):
+        Q = R + mdp.gamma * (P @ V)
+        V = (pi * Q).sum(dim=1)
+        adv[t] = Q - V[:, None]
+    d, field = mu, torch.zeros_like(theta)
+    for t in range(horizon):
+        w = 1.0 if drop_discount else mdp.gamma**t
+        field = field + w * d[:, None] * pi * adv[t]
+        d = d @ P_pi
+    return field.detach().numpy() if as_numpy else field
+
+
+def jacobian_asymmetry(field: Any, theta: Any) -> float:
+    """Relative asymmetry :math:`\\max|J - J^\\top| / \\max|J|` of the Jacobian of ``field`` at ``theta``.
+
+    ``field`` maps a float64 torch tensor shaped like ``theta`` to a tensor of the same
+    shape; its Jacobian (flattened, by automatic differentiation) is exact to rounding.
+    A gradient field :math:`\\nabla f` has the Hessian of ``f`` as Jacobian, which is
+    symmetric, so a value far above rounding (about 1e-12) proves that ``field`` is the
+    gradient of no twice-differentiable function near ``theta``.
+    """
+    import torch
+
+    theta = torch.as_tensor(as_array(theta, "theta"), dtype=torch.float64)
+    n = theta.numel()
+    jac = torch.autograd.functional.jacobian(
+        lambda x: field(x.reshape(theta.shape)).reshape(-1), theta.reshape(-1)
+    )
+    jac = jac.detach().numpy().reshape(n, n)
+    scale = np.max(np.abs(jac))
+    if scale == 0:
+        return 0.0
+    return float(np.max(np.abs(jac - jac.T)) / scale)
+
+
+# ----------------------------------------------------------------------------- symbolic checks
+
+
+def symbolic_softmax(n_states: int, n_actions: int) -> tuple[Any, Any]:
+    """SymPy tabular softmax: returns ``(theta, pi)``, two ``(S, A)`` matrices.
+
+    ``theta[s, a]`` is the real symbol ``theta_sa`` and
+    ``pi[s, a]`` :math:`= e^{\\theta_{sa}} / \\sum_b e^{\\theta_{sb}}` (eq. ``softmax-policy``).
+    """
+    import sympy as sp
+
+    S = check_positive_int(n_states, "n_states")
+    A = check_positive_int(n_actions, "n_actions")
+    theta = sp.Matrix(S, A, lambda s, a: sp.Symbol(f"theta_{s}{a}", real=True))
+    pi = sp.Matrix(
+        S,
+        A,
+        lambda s, a: sp.exp(theta[s, a]) / sum(sp.exp(theta[s, b]) for b in range(A)),
+    )
+    return theta, pi
+
+
+def symbolic_trajectory_probability(
+    pi: Any, P: Any, mu: Any, states: Any, actions: Any
+) -> Any:
+    """:math:`P(\\tau) = \\mu(s_0) \\prod_{t<T} \\pi(a_t|s_t) P(s_{t+1}|s_t, a_t)` as a SymPy product.
+
+    ``pi[s, a]`` and ``P[s][a][s']`` (nested sequences or arrays) and ``mu[s]`` hold SymPy
+    expressions or numbers; ``states`` has length ``T + 1`` and ``actions`` length ``T``
+    (eq. ``trajectory-probability``, Chapter 1).
+    """
+    states, actions = list(states), list(actions)
+    if len(states) != len(actions) + 1:
+        raise ValueError(
+            f"states must have one more entry than actions, got {len(states)} and {len(actions)}"
+        )
+    prob = mu[states[0]]
+    for t, a in enumerate(actions):
+        prob = prob * pi[states[t], a] * P[states[t]][a][states[t + 1]]
+    return prob
+
+
+def symbolic_is_zero(expr: Any, n_points: int = 3, seed: int = 0) -> bool:
+    """Decide whether a SymPy expression is identically zero.
+
+    ``True`` when ``cancel``/``simplify`` reduce it to 0 (a proof); ``False`` when it is
+    non-zero at a random numerical point (a counterexample). Raises ``RuntimeError``
+    when neither happens, rather than guess.
+    """
+    import sympy as sp
+
+    expr = sp.sympify(expr)
+    if sp.cancel(sp.together(expr)) == 0 or sp.simplify(expr) == 0:
+        return True
+    rng = np.random.default_rng(seed)
+    symbols = sorted(expr.free_symbols, key=lambda x: x.name)
+    for _ in range(n_points):
+        point = {x: sp.Rational(int(rng.integers(1, 9)), 10) for x in symbols}
+        value = complex(sp.N(expr.subs(point), 30))
+        if abs(value) > 1e-12:
+            return False
+    raise RuntimeError(f"could not decide whether {expr} is zero")
+
+
+def log_derivative_residuals(
+    prob: Any, theta: Any, log_derivative: Any = None
+) -> list[Any]:
+    """Residuals :math:`\\partial_{\\theta_i} p - \\ell(p, \\theta_i)` for each symbol in ``theta``.
+
+    ``log_derivative(p, x)`` is the claimed form of the derivative; the default is the
+    log-derivative trick :math:`p\\, \\partial_x \\log p` (eq. ``log-derivative``). ``prob``
+    should be a product built from its parts (:func:`symbolic_trajectory_probability`),
+    not an undefined function. Each residual is zero exactly when the claim holds.
+    """
+    import sympy as sp
+
+    if log_derivative is None:
+
+        def log_derivative(p: Any, x: Any) -> Any:
+            return p * sp.diff(sp.log(p), x)
+
+    return [sp.diff(prob, x) - log_derivative(prob, x) for x in theta]
+
+
+def trajectory_gradient_residuals(
+    theta: Any,
+    pi: Any,
+    P: Any,
+    mu: Any,
+    states: Any,
+    actions: Any,
+    score_sum: Any = None,
+) -> list[Any]:
+    """Residuals of :math:`\\nabla_\\theta P(\\tau) = P(\\tau) \\sum_{t<T} \\nabla_\\theta \\log \\pi_\\theta(a_t|s_t)`.
+
+    Builds :math:`P(\\tau)` from the policy ``pi`` and the dynamics ``P``, ``mu``
+    (:func:`symbolic_trajectory_probability`) and differentiates the product itself; the
+    right-hand side is ``score_sum(x)``, by default :math:`\\sum_t \\partial_x \\log \\pi(a_t|s_t)`
+    (eq. ``grad-log-trajectory`` times :math:`P(\\tau)`). Returns one residual per symbol
+    of ``theta``; all are zero when the dynamics do not depend on :math:`\\theta`.
+    """
+    import sympy as sp
+
+    states, actions = list(states), list(actions)
+    prob = symbolic_trajectory_probability(pi, P, mu, states, actions)
+    if score_sum is None:
+
+        def score_sum(x: Any) -> Any:
+            return sum(
+                sp.diff(sp.log(pi[states[t], a]), x) for t, a in enumerate(actions)
+            )
+
+    return [sp.diff(prob, x) - prob * score_sum(x) for x in theta]
 
 
 # ----------------------------------------------------------------------------- deep REINFORCE
@@ -231,6 +552,41 @@ class ReinforceConfig:
     device: str = "cpu"
     """torch device for the network."""
 
+    def __post_init__(self) -> None:
+        # every field is checked here, so a bad setting fails when it is written
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"env_id must be a non-empty string, got {self.env_id!r}")
+        self.n_epochs = check_positive_int(self.n_epochs, "n_epochs")
+        self.steps_per_epoch = check_positive_int(
+            self.steps_per_epoch, "steps_per_epoch"
+        )
+        if isinstance(self.lr, bool) or not isinstance(
+            self.lr, (int, float, np.floating, np.integer)
+        ):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr!r}")
+        self.lr = float(self.lr)
+        self.gamma = check_gamma(self.gamma, allow_one=True)
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(
+                f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}"
+            )
+        self.num_envs = check_positive_int(self.num_envs, "num_envs")
+        if isinstance(self.hidden, (str, bytes)) or not hasattr(
+            self.hidden, "__iter__"
+        ):
+            raise ValueError(
+                f"hidden must be a sequence of positive integers, got {self.hidden!r}"
+            )
+        self.hidden = tuple(
+            check_positive_int(h, "hidden (each width)") for h in self.hidden
+        )
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(
+                f"device must be a non-empty string such as 'cpu', got {self.device!r}"
+            )
+
 
 @dataclass
 class ReinforceHistory:
@@ -241,7 +597,9 @@ class ReinforceHistory:
     loss: list[float] = field(default_factory=list)
 
 
-def train_reinforce(config: ReinforceConfig, seed: int = 0, progress: bool = True) -> tuple[Any, ReinforceHistory]:
+def train_reinforce(
+    config: ReinforceConfig, seed: int = 0, progress: bool = True
+) -> tuple[Any, ReinforceHistory]:
     """Train a softmax MLP policy with REINFORCE; returns ``(policy_network, history)``.
 
     Each epoch runs ``config.num_envs`` environments in parallel with the current
@@ -259,27 +617,40 @@ def train_reinforce(config: ReinforceConfig, seed: int = 0, progress: bool = Tru
     from companion.nets import mlp
     from companion.rollout import make_vector_env
 
-    if config.estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {config.estimator!r}")
-    check_positive_int(config.n_epochs, "n_epochs")
-    check_positive_int(config.steps_per_epoch, "steps_per_epoch")
-    gamma = check_gamma(config.gamma, allow_one=True)
-    if not config.lr > 0:
-        raise ValueError(f"lr must be positive, got {config.lr!r}")
+    if not isinstance(config, ReinforceConfig):
+        raise ValueError(
+            f"config must be a ReinforceConfig, got {type(config).__name__}"
+        )
+    config.__post_init__()  # fields may have been changed after construction
+    if (
+        isinstance(seed, (bool, np.bool_))
+        or not isinstance(seed, (int, np.integer))
+        or seed < 0
+    ):
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    gamma = config.gamma
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     envs = make_vector_env(config.env_id, config.num_envs, seed)
     if not isinstance(envs.single_action_space, gym.spaces.Discrete):
-        raise ValueError(f"{config.env_id} must have a Discrete action space for this learner")
+        raise ValueError(
+            f"{config.env_id} must have a Discrete action space for this learner"
+        )
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     n_actions = int(envs.single_action_space.n)
-    policy = mlp([obs_dim, *config.hidden, n_actions]).to(config.device, dtype=torch.float32)
+    policy = mlp([obs_dim, *config.hidden, n_actions]).to(
+        config.device, dtype=torch.float32
+    )
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
     history = ReinforceHistory()
     total_steps = 0
     obs, _ = envs.reset(seed=seed)
-    bar = tqdm(range(config.n_epochs), desc=f"REINFORCE ({config.estimator})", disable=not progress)
+    bar = tqdm(
+        range(config.n_epochs),
+        desc=f"REINFORCE ({config.estimator})",
+        disable=not progress,
+    )
     for _ in bar:
         # one episode buffer per environment copy: lists of (observation, action, reward)
         running = [[] for _ in range(config.num_envs)]
@@ -288,25 +659,37 @@ def train_reinforce(config: ReinforceConfig, seed: int = 0, progress: bool = Tru
         n_collected = 0
         while n_collected < config.steps_per_epoch:
             with torch.inference_mode():
-                logits = policy(torch.as_tensor(obs, dtype=torch.float32, device=config.device))
+                logits = policy(
+                    torch.as_tensor(obs, dtype=torch.float32, device=config.device)
+                )
                 cum = torch.softmax(logits, -1).cumsum(-1).cpu().numpy()
-            actions = np.minimum((rng.random((config.num_envs, 1)) >= cum).sum(1), n_actions - 1)
+            actions = np.minimum(
+                (rng.random((config.num_envs, 1)) >= cum).sum(1), n_actions - 1
+            )
             next_obs, rewards, terminated, truncated, _ = envs.step(actions)
-            for i in np.flatnonzero(~just_reset):     # a step right after an episode end only resets
+            for i in np.flatnonzero(
+                ~just_reset
+            ):  # a step right after an episode end only resets
                 running[i].append((obs[i], actions[i], float(rewards[i])))
                 if terminated[i] or truncated[i]:
                     ep_obs, ep_act, ep_rew = zip(*running[i])
                     batch_obs.extend(ep_obs)
                     batch_act.extend(ep_act)
-                    batch_w.append(step_weights(np.array(ep_rew), gamma, config.estimator))
+                    batch_w.append(
+                        step_weights(np.array(ep_rew), gamma, config.estimator)
+                    )
                     ep_returns.append(sum(ep_rew))
                     n_collected += len(ep_rew)
                     running[i] = []
             just_reset = terminated | truncated
             obs = next_obs
-        obs_t = torch.as_tensor(np.asarray(batch_obs), dtype=torch.float32, device=config.device)
+        obs_t = torch.as_tensor(
+            np.asarray(batch_obs), dtype=torch.float32, device=config.device
+        )
         act_t = torch.as_tensor(np.asarray(batch_act), device=config.device)
-        w_t = torch.as_tensor(np.concatenate(batch_w), dtype=torch.float32, device=config.device)
+        w_t = torch.as_tensor(
+            np.concatenate(batch_w), dtype=torch.float32, device=config.device
+        )
         logp = torch.log_softmax(policy(obs_t), -1).gather(1, act_t[:, None]).squeeze(1)
         loss = -(logp * w_t).mean()
         optimizer.zero_grad()
