@@ -87,3 +87,87 @@ def test_river_swim_structure_and_optimum():
     assert np.all(pi_star.argmax(1) == 1)        # swimming upstream is optimal everywhere
     with pytest.raises(ValueError, match="at least 2"):
         M.river_swim(1)
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: cpi.cpi_step_size(NAN, 0.5, 0.9), "policy_adv"),
+        (lambda: cpi.cpi_step_size(0.1, NAN, 0.9), "eps"),
+        (lambda: cpi.cpi_step_size(0.1, -0.5, 0.9), "eps"),
+        (lambda: cpi.cpi_step_size(0.1, 0.5, NAN), "gamma"),
+        (lambda: cpi.cpi_step_size(0.1, 0.5, 1.0), "gamma"),
+        (lambda: cpi.cpi_step_size(0.1, 0.5, -0.1), "gamma"),
+        (lambda: cpi.cpi_step_size(0.6, 0.5, 0.9), "policy_adv"),
+        (lambda: cpi.cpi_step_size("a", 0.5, 0.9), "policy_adv"),
+        (lambda: cpi.cpi_guaranteed_gain(INF, 0.5, 0.9), "policy_adv"),
+        (lambda: cpi.cpi_guaranteed_gain(0.1, 0.5, 1.5), "gamma"),
+        (lambda: cpi.kakade_langford_bound(NAN, 0.5, 0.5, 0.9), "policy_adv"),
+        (lambda: cpi.kakade_langford_bound(0.1, 0.5, NAN, 0.9), "alpha"),
+        (lambda: cpi.kakade_langford_bound(0.1, 0.5, -0.1, 0.9), "alpha"),
+        (lambda: cpi.kl_penalty(-1.0, 0.5, 0.9), "eps"),
+        (lambda: cpi.kl_penalty(0.5, 0.5, 1.0), "gamma"),
+        (lambda: cpi.mixture([[1.0, 0.0]], [[0.0, 1.0]], NAN), "alpha"),
+        (lambda: cpi.mixture([[1.0, 0.0]], [[0.0, 1.0]], -0.2), "alpha"),
+        (lambda: cpi.mixture([[NAN, 1.0]], [[0.0, 1.0]], 0.5), "pi"),
+        (lambda: cpi.mixture([[1.2, -0.2]], [[0.0, 1.0]], 0.5), "pi"),
+        (lambda: cpi.mixture([[1.0, 0.0]], [[0.3, 0.3]], 0.5), "pi_new"),
+        (lambda: cpi.BoundCase(0.1, 0.1, 0.2, 1.5, 0.9), "alpha"),
+        (lambda: cpi.BoundCase(NAN, 0.1, 0.2, 0.5, 0.9), "gain"),
+        (lambda: cpi.BoundCase(0.1, 0.1, 0.2, 0.5, 1.0), "gamma"),
+        (lambda: cpi.BoundCase(0.1, 0.3, 0.2, 0.5, 0.9), "policy_adv"),
+        (lambda: cpi.tight_case(1.0), "gamma"),
+        (lambda: cpi.tight_case(0.9, 0.0), "eps"),
+        (lambda: cpi.one_state_counterexample(NAN), "gamma"),
+        (lambda: cpi.suboptimality_bound(0.1, NAN, 0.9), "concentrability_factor"),
+        (lambda: cpi.suboptimality_bound(-0.1, 1.0, 0.9), "policy_adv"),
+        (lambda: cpi.suboptimality_bound(0.1, 1.0, 1.0), "gamma"),
+        (lambda: cpi.worst_case_ratio(n_starts=0), "n_starts"),
+        (lambda: cpi.bound_violations(cpi.kakade_langford_bound, [], tol=NAN), "tol"),
+    ],
+)
+def test_bad_input_refused(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_bad_input_refused_with_an_mdp():
+    m = M.random_mdp(3, 2, seed=0)
+    p = M.random_policy(3, 2, seed=1)
+    with pytest.raises(ValueError, match="restart"):
+        cpi.concentrability(m, p, [0.5, 0.6, 0.0])
+    with pytest.raises(ValueError, match="restart"):
+        cpi.conservative_policy_iteration(m, restart=[1.0, 0.0])
+    with pytest.raises(ValueError, match="tol"):
+        cpi.conservative_policy_iteration(m, tol=-1.0)
+    with pytest.raises(ValueError, match="pi0"):
+        cpi.conservative_policy_iteration(m, pi0=np.full((3, 2), 0.6))
+    with pytest.raises(ValueError, match="horizon"):
+        cpi.coupling_distances(m, p, p, 0.5, 0)
+    with pytest.raises(ValueError, match="alpha"):
+        cpi.coupling_distances(m, p, p, 1.5, 3)
+    with pytest.raises(ValueError, match="alpha"):
+        cpi.bound_cases(m, p, p, [0.5, NAN])
+
+
+def test_guaranteed_gain_cases_and_counterexample():
+    # alpha* < 1: A^2 / (8 gamma eps); alpha* = 1: (A - 2 gamma eps / (1 - gamma)) / (1 - gamma)
+    assert cpi.cpi_guaranteed_gain(0.1, 0.5, 0.9) == pytest.approx(0.01 / (8 * 0.9 * 0.5))
+    assert cpi.cpi_guaranteed_gain(1.0, 1.0, 0.1) == pytest.approx((1 - 0.2 / 0.9) / 0.9)
+    assert cpi.cpi_guaranteed_gain(0.3, 0.5, 0.0) == pytest.approx(0.3)
+    assert cpi.cpi_guaranteed_gain(-0.1, 0.5, 0.9) == 0.0
+    assert cpi.cpi_step_size(0.3, 0.5, 0.0) == 1.0
+    m, p, q = cpi.one_state_counterexample(0.1)
+    assert M.expected_return(m, q) - M.expected_return(m, p) < 1 / (8 * 0.1)
+
+
+def test_cpi_with_uniform_restart_escapes_the_trap():
+    m = M.river_swim(6, 0.95)
+    left = np.tile([1.0, 0.0], (6, 1))
+    _, stuck = cpi.conservative_policy_iteration(m, pi0=left, n_iters=10)
+    assert len(stuck.alpha) == 0
+    pi, hist = cpi.conservative_policy_iteration(m, pi0=left, n_iters=20, restart=np.full(6, 1 / 6))
+    assert len(hist.alpha) == 20 and np.all(np.diff(hist.J) > 0)
