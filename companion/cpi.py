@@ -8,12 +8,18 @@ Notation: :math:`\\rho_\\pi` is the unnormalised discounted visitation
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.special import expit
 
-from companion._validate import check_distribution, check_gamma, check_positive_int, check_unit_interval
+from companion._validate import (
+    check_distribution,
+    check_gamma,
+    check_positive_int,
+    check_unit_interval,
+)
 from companion.mdp import (
     TabularMDP,
     advantage_function,
@@ -59,7 +65,9 @@ def mixture(pi: Any, pi_new: Any, alpha: float) -> np.ndarray:
     p = check_distribution(pi, "pi")
     q = check_distribution(pi_new, "pi_new")
     if p.shape != q.shape or p.ndim != 2:
-        raise ValueError(f"pi and pi_new must be (S, A) arrays of the same shape, got {p.shape} and {q.shape}")
+        raise ValueError(
+            f"pi and pi_new must be (S, A) arrays of the same shape, got {p.shape} and {q.shape}"
+        )
     a = check_unit_interval(alpha, "alpha")
     return (1.0 - a) * p + a * q
 
@@ -86,7 +94,9 @@ def surrogate(mdp: TabularMDP, pi_old: Any, pi_new: Any) -> float:
     pi_old = check_policy(mdp, pi_old)
     pi_new = check_policy(mdp, pi_new)
     rho = visitation(mdp, pi_old)
-    return expected_return(mdp, pi_old) + float(rho @ (pi_new * advantage_function(mdp, pi_old)).sum(axis=1))
+    return expected_return(mdp, pi_old) + float(
+        rho @ (pi_new * advantage_function(mdp, pi_old)).sum(axis=1)
+    )
 
 
 def advantage_gap(mdp: TabularMDP, pi: Any, pi_new: Any) -> float:
@@ -130,7 +140,9 @@ def _check_alpha_array(alpha: Any) -> np.ndarray:
     try:
         a = np.asarray(alpha, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"alpha must be a number or an array of numbers, got {alpha!r}") from None
+        raise ValueError(
+            f"alpha must be a number or an array of numbers, got {alpha!r}"
+        ) from None
     if np.any(~np.isfinite(a)) or np.any((a < 0) | (a > 1)):
         raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
     return a
@@ -154,7 +166,9 @@ def kl_penalty(eps: float, alpha: Any, gamma: float) -> Any:
     return float(out) if out.ndim == 0 else out
 
 
-def kakade_langford_bound(policy_adv: float, eps: float, alpha: Any, gamma: float) -> Any:
+def kakade_langford_bound(
+    policy_adv: float, eps: float, alpha: Any, gamma: float
+) -> Any:
     """Kakade-Langford lower bound on :math:`J(\\pi_\\alpha) - J(\\pi)` (Chapter 3, theorem ``thm-kakade-langford``).
 
     .. math::
@@ -273,12 +287,20 @@ def bound_cases(mdp: TabularMDP, pi: Any, pi_new: Any, alphas: Any) -> list[Boun
     adv, eps = policy_advantage(mdp, pi, pi_new), advantage_gap(mdp, pi, pi_new)
     eps = max(eps, adv)  # rounding only: adv <= eps holds exactly
     return [
-        BoundCase(expected_return(mdp, mixture(pi, pi_new, x)) - J0, adv, eps, float(x), mdp.gamma)
+        BoundCase(
+            expected_return(mdp, mixture(pi, pi_new, x)) - J0,
+            adv,
+            eps,
+            float(x),
+            mdp.gamma,
+        )
         for x in a
     ]
 
 
-def bound_violations(bound: Callable[..., Any], cases: Sequence[BoundCase], tol: float = 1e-10) -> int:
+def bound_violations(
+    bound: Callable[..., Any], cases: Sequence[BoundCase], tol: float = 1e-10
+) -> int:
     """Number of cases with ``alpha > 0`` where the true gain is below ``bound``.
 
     ``bound(policy_adv, eps, alpha, gamma)`` is a candidate lower bound on
@@ -297,7 +319,9 @@ def bound_violations(bound: Callable[..., Any], cases: Sequence[BoundCase], tol:
     return count
 
 
-def tight_case(gamma: float = 0.9, eps: float = 1.0) -> tuple[TabularMDP, np.ndarray, np.ndarray]:
+def tight_case(
+    gamma: float = 0.9, eps: float = 1.0
+) -> tuple[TabularMDP, np.ndarray, np.ndarray]:
     """A two-state MDP on which the Kakade-Langford bound holds with equality for every alpha.
 
     State 0 (the start) and state 1. In state 0, action 0 stays (reward 0) and action 1
@@ -337,7 +361,11 @@ def _case_from_params(theta: np.ndarray, S: int, A: int) -> BoundCase:
 
 
 def worst_case_ratio(
-    n_states: int = 2, n_actions: int = 2, n_starts: int = 6, seed: int = 0, maxiter: int = 150
+    n_states: int = 2,
+    n_actions: int = 2,
+    n_starts: int = 6,
+    seed: int = 0,
+    maxiter: int = 150,
 ) -> tuple[float, BoundCase]:
     """Search for the largest ``gap / penalty`` of the Kakade-Langford bound (:attr:`BoundCase.ratio`).
 
@@ -371,7 +399,9 @@ def worst_case_ratio(
     return float(best_val), best_case
 
 
-def coupling_distances(mdp: TabularMDP, pi: Any, pi_new: Any, alpha: float, horizon: int) -> np.ndarray:
+def coupling_distances(
+    mdp: TabularMDP, pi: Any, pi_new: Any, alpha: float, horizon: int
+) -> np.ndarray:
     """Exact :math:`\\|P_{\\pi_\\alpha}(s_t = \\cdot) - P_\\pi(s_t = \\cdot)\\|_1` for ``t = 0 .. horizon``.
 
     The state distributions are :math:`\\mu^\\top P_\\pi^t` and :math:`\\mu^\\top P_{\\pi_\\alpha}^t`,
@@ -411,7 +441,9 @@ def coupling_violations(
 
 
 # ------------------------------------------------------------ the guarantee at alpha*
-def one_state_counterexample(gamma: float = 0.1) -> tuple[TabularMDP, np.ndarray, np.ndarray]:
+def one_state_counterexample(
+    gamma: float = 0.1,
+) -> tuple[TabularMDP, np.ndarray, np.ndarray]:
     """One state, two actions paying 0 and 1; :math:`\\pi` takes the first, :math:`\\pi'` the second.
 
     Here :math:`\\mathbb A = \\varepsilon = 1`, and for :math:`\\gamma < 1/5` the cap
@@ -440,7 +472,9 @@ def guarantee_violations(
         adv, eps = policy_advantage(mdp, pi, pi_new), advantage_gap(mdp, pi, pi_new)
         eps = max(eps, adv)
         alpha = cpi_step_size(adv, eps, mdp.gamma)
-        gain = expected_return(mdp, mixture(pi, pi_new, alpha)) - expected_return(mdp, pi)
+        gain = expected_return(mdp, mixture(pi, pi_new, alpha)) - expected_return(
+            mdp, pi
+        )
         g = float(guarantee(adv, eps, mdp.gamma))
         if gain < g - tol * (1 + abs(g)):
             count += 1
@@ -464,7 +498,9 @@ def concentrability(mdp: TabularMDP, pi_star: Any, restart: Any) -> float:
     return float(np.max(d_star[pos] / mu[pos]))
 
 
-def suboptimality_bound(policy_adv: float, concentrability_factor: float, gamma: float) -> float:
+def suboptimality_bound(
+    policy_adv: float, concentrability_factor: float, gamma: float
+) -> float:
     """Upper bound :math:`J(\\pi^*) - J(\\pi) \\le C\\,\\mathbb A_{\\pi,\\mu} / (1-\\gamma)^2` (Chapter 3, eq. ``cpi-coverage``).
 
     ``policy_adv`` is the greedy policy's policy advantage :math:`\\mathbb A_{\\pi,\\mu}` under
@@ -475,13 +511,19 @@ def suboptimality_bound(policy_adv: float, concentrability_factor: float, gamma:
     """
     adv = _finite(policy_adv, "policy_adv")
     if adv < 0:
-        raise ValueError(f"policy_adv of the greedy policy is never negative, got {policy_adv!r}")
+        raise ValueError(
+            f"policy_adv of the greedy policy is never negative, got {policy_adv!r}"
+        )
     try:
         C = float(concentrability_factor)
     except (TypeError, ValueError):
-        raise ValueError(f"concentrability_factor must be a number, got {concentrability_factor!r}") from None
+        raise ValueError(
+            f"concentrability_factor must be a number, got {concentrability_factor!r}"
+        ) from None
     if np.isnan(C) or C < 0:
-        raise ValueError(f"concentrability_factor must be non-negative, got {concentrability_factor!r}")
+        raise ValueError(
+            f"concentrability_factor must be non-negative, got {concentrability_factor!r}"
+        )
     g = check_gamma(gamma)
     if np.isinf(C):
         return float("inf")
@@ -512,7 +554,9 @@ def coverage_violations(
     count = 0
     for pi in policies:
         pi = check_policy(mdp, pi)
-        adv = max(policy_advantage(m_mu, pi, greedy_policy(advantage_function(m_mu, pi))), 0.0)
+        adv = max(
+            policy_advantage(m_mu, pi, greedy_policy(advantage_function(m_mu, pi))), 0.0
+        )
         b = float(bound(adv, C, mdp.gamma))
         if J_star - expected_return(mdp, pi) > b + tol * (1 + abs(J_star)):
             count += 1
@@ -556,8 +600,10 @@ def conservative_policy_iteration(
     if restart is not None:
         mu = check_distribution(restart, "restart", shape=(mdp.n_states,))
         mdp = TabularMDP(mdp.P, mdp.R, mdp.gamma, mu)
-    pi = uniform_policy(mdp) if pi0 is None else check_distribution(
-        pi0, "pi0", shape=(mdp.n_states, mdp.n_actions)
+    pi = (
+        uniform_policy(mdp)
+        if pi0 is None
+        else check_distribution(pi0, "pi0", shape=(mdp.n_states, mdp.n_actions))
     )
     history = CPIHistory(J=[expected_return(mdp, pi)])
     for _ in range(n_iters):

@@ -61,11 +61,15 @@ def test_performance_difference_lhs_of_lemma_rejected():
     "wrong",
     [
         # the old policy's visitation: the surrogate's terms, not the lemma's
-        lambda P, R, g, mu, pi, new: _rho(P, g, mu, pi) * (new * _adv(P, R, g, pi)).sum(1),
+        lambda P, R, g, mu, pi, new: (
+            _rho(P, g, mu, pi) * (new * _adv(P, R, g, pi)).sum(1)
+        ),
         # the normalised visitation d = (1 - gamma) rho
         lambda P, R, g, mu, pi, new: (1 - g) * pd_right(P, R, g, mu, pi, new),
         # the new policy's advantage
-        lambda P, R, g, mu, pi, new: _rho(P, g, mu, new) * (new * _adv(P, R, g, new)).sum(1),
+        lambda P, R, g, mu, pi, new: (
+            _rho(P, g, mu, new) * (new * _adv(P, R, g, new)).sum(1)
+        ),
     ],
     ids=["old-visitation", "normalised-visitation", "new-advantage"],
 )
@@ -86,7 +90,9 @@ def test_performance_difference_message_hides_answer():
 # ----------------------------------------------------------------------- surrogate
 def L_right(P, R, gamma, mu, pi, new):
     rho = _rho(P, gamma, mu, pi)
-    return float(mu @ _value(P, R, gamma, pi) + rho @ (new * _adv(P, R, gamma, pi)).sum(1))
+    return float(
+        mu @ _value(P, R, gamma, pi) + rho @ (new * _adv(P, R, gamma, pi)).sum(1)
+    )
 
 
 def test_surrogate_right_and_float32_pass():
@@ -187,7 +193,12 @@ def test_guaranteed_gain_wrong_cap_branch_rejected():
 
 
 def test_reference_answers_agree_with_the_companion():
-    for a, e, g in [(0.1, 0.5, 0.9), (0.4, 0.4, 0.1), (0.3, 0.5, 0.0), (-0.1, 0.3, 0.9)]:
+    for a, e, g in [
+        (0.1, 0.5, 0.9),
+        (0.4, 0.4, 0.1),
+        (0.3, 0.5, 0.0),
+        (-0.1, 0.3, 0.9),
+    ]:
         assert step_right(a, e, g) == pytest.approx(cpi.cpi_step_size(a, e, g))
         assert gain_right(a, e, g) == pytest.approx(cpi.cpi_guaranteed_gain(a, e, g))
     m = M.random_mdp(3, 2, seed=0)

@@ -16,7 +16,9 @@ def halved_penalty(adv, eps, alpha, gamma):
     return alpha * adv / (1 - gamma) - 0.5 * cpi.kl_penalty(eps, alpha, gamma)
 
 
-def no_denominator(adv, eps, alpha, gamma):  # the simpler bound's penalty with 1 - gamma
+def no_denominator(
+    adv, eps, alpha, gamma
+):  # the simpler bound's penalty with 1 - gamma
     return alpha / (1 - gamma) * (adv - alpha * gamma * eps / (1 - gamma))
 
 
@@ -26,7 +28,11 @@ def random_cases():
     for i in range(40):
         m = M.random_mdp(4, 3, gamma=0.5 + 0.49 * (i % 10) / 10, seed=i)
         p = M.random_policy(4, 3, seed=100 + i)
-        q = M.greedy_policy(M.advantage_function(m, p)) if i % 2 else M.random_policy(4, 3, seed=200 + i)
+        q = (
+            M.greedy_policy(M.advantage_function(m, p))
+            if i % 2
+            else M.random_policy(4, 3, seed=200 + i)
+        )
         cases += cpi.bound_cases(m, p, q, np.linspace(0, 1, 11))
     return cases
 
@@ -83,7 +89,9 @@ def coupling_cases():
     cases = [(m, p, q, a) for a in (0.05, 0.3, 0.7)]
     for i in range(5):
         r = M.random_mdp(4, 2, seed=50 + i)
-        cases.append((r, M.random_policy(4, 2, seed=i), M.random_policy(4, 2, seed=9 + i), 0.2))
+        cases.append(
+            (r, M.random_policy(4, 2, seed=i), M.random_policy(4, 2, seed=9 + i), 0.2)
+        )
     return cases
 
 

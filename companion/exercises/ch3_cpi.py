@@ -6,7 +6,8 @@ Every comparison uses a tolerance relative to the answer's scale
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,11 @@ def check_performance_difference(performance_difference: Callable[..., Any]) -> 
     the old policy's visitation or the normalised visitation are rejected.
     """
     for context, m, pi, other in _policy_pairs():
-        pairs = [(pi, other, "pi -> pi_new"), (other, pi, "pi_new -> pi"), (pi, pi, "pi -> pi")]
+        pairs = [
+            (pi, other, "pi -> pi_new"),
+            (other, pi, "pi_new -> pi"),
+            (pi, pi, "pi -> pi"),
+        ]
         for a, b, label in pairs:
             got = _call(
                 performance_difference,
@@ -45,7 +50,9 @@ def check_performance_difference(performance_difference: Callable[..., Any]) -> 
                 a.copy(),
                 b.copy(),
             )
-            want = _mdp.visitation(m, b) * (b * _mdp.advantage_function(m, a)).sum(axis=1)
+            want = _mdp.visitation(m, b) * (b * _mdp.advantage_function(m, a)).sum(
+                axis=1
+            )
             _compare(
                 got,
                 want,
@@ -66,7 +73,7 @@ def check_surrogate(surrogate_L: Callable[..., Any]) -> bool:
 
     for context, m, pi, other in _policy_pairs():
 
-        def L(new: np.ndarray) -> float:
+        def L(new: np.ndarray, m=m, pi=pi) -> float:
             out = _call(
                 surrogate_L,
                 "surrogate_L",
@@ -84,7 +91,9 @@ def check_surrogate(surrogate_L: Callable[..., Any]) -> bool:
             _fail(f"L_pi(pi_new) is off by {got - want:+.4g} {context}.")
         J_pi = _mdp.expected_return(m, pi)
         if abs(L(pi) - J_pi) > tolerance(J_pi):
-            _fail(f"L_pi(pi) should equal J(pi) but is off by {L(pi) - J_pi:+.4g} {context}.")
+            _fail(
+                f"L_pi(pi) should equal J(pi) but is off by {L(pi) - J_pi:+.4g} {context}."
+            )
         # directional derivatives along the mixture towards `other`: L is linear in its
         # second argument, so a long step (0.1) measures its slope even from a float32
         # answer; J is not, so its slope takes a short step on exact float64 values
