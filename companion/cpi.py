@@ -59,8 +59,8 @@ __all__ = [
 def mixture(pi: Any, pi_new: Any, alpha: float) -> np.ndarray:
     """The mixture policy :math:`\\pi_\\alpha = (1 - \\alpha)\\pi + \\alpha \\pi'` (Chapter 3, eq. ``mixture``).
 
-    Both policies must be row-stochastic arrays of the same shape and ``alpha`` must lie in
-    [0, 1]; the result is then row-stochastic too.
+    Both policies must be row-stochastic arrays of the same shape and ``alpha`` must lie
+    in [0, 1]; the result is then row-stochastic too.
     """
     p = check_distribution(pi, "pi")
     q = check_distribution(pi_new, "pi_new")
@@ -87,9 +87,10 @@ def policy_advantage(mdp: TabularMDP, pi: Any, pi_new: Any) -> float:
 def surrogate(mdp: TabularMDP, pi_old: Any, pi_new: Any) -> float:
     """The local approximation :math:`L_{\\pi}(\\tilde\\pi) = J(\\pi) + \\sum_s \\rho_\\pi(s) \\sum_a \\tilde\\pi(a|s) A_\\pi(s,a)`.
 
-    Equal to :math:`J(\\pi) + \\mathbb A_\\pi(\\tilde\\pi)/(1-\\gamma)`; it uses the visitation of the
-    *old* policy, which is what makes it computable from old samples, and it agrees with
-    :math:`J(\\tilde\\pi)` to first order at :math:`\\tilde\\pi = \\pi` (Chapter 3, eq. ``surrogate``).
+    Equal to :math:`J(\\pi) + \\mathbb A_\\pi(\\tilde\\pi)/(1-\\gamma)`; it uses the
+    visitation of the *old* policy, which is what makes it computable from old samples,
+    and it agrees with :math:`J(\\tilde\\pi)` to first order at :math:`\\tilde\\pi =
+    \\pi` (Chapter 3, eq. ``surrogate``).
     """
     pi_old = check_policy(mdp, pi_old)
     pi_new = check_policy(mdp, pi_new)
@@ -118,7 +119,7 @@ def _finite(x: Any, name: str) -> float:
 
 
 def _check_adv_eps(policy_adv: Any, eps: Any) -> tuple[float, float]:
-    """Validate the pair (policy advantage, epsilon): finite, eps >= 0, policy_adv <= eps.
+    """Validate (policy advantage, epsilon): finite, eps >= 0 and policy_adv <= eps.
 
     :math:`\\mathbb A \\le \\varepsilon` always holds, since :math:`\\mathbb A` is a
     :math:`d_\\pi`-average of values bounded by :math:`\\varepsilon` in absolute value;
@@ -130,8 +131,8 @@ def _check_adv_eps(policy_adv: Any, eps: Any) -> tuple[float, float]:
         raise ValueError(f"eps must be non-negative, got {eps!r}")
     if adv > e + 1e-9 * max(1.0, e):
         raise ValueError(
-            f"policy_adv ({adv!r}) cannot exceed eps ({e!r}): the policy advantage is an "
-            "average of values bounded by eps"
+            f"policy_adv ({adv!r}) cannot exceed eps ({e!r}): the policy advantage "
+            "is an average of values bounded by eps"
         )
     return adv, e
 
@@ -149,7 +150,7 @@ def _check_alpha_array(alpha: Any) -> np.ndarray:
 
 
 def kl_penalty(eps: float, alpha: Any, gamma: float) -> Any:
-    """The penalty term of the Kakade-Langford bound (Chapter 3, theorem ``thm-kakade-langford``).
+    """Penalty term of the Kakade-Langford bound (Chapter 3, ``thm-kakade-langford``).
 
     .. math::
 
@@ -192,11 +193,12 @@ def kakade_langford_bound(
 def cpi_step_size(policy_adv: float, eps: float, gamma: float) -> float:
     """Step size :math:`\\alpha^* = \\min\\bigl(1, (1-\\gamma)\\mathbb A / (4\\gamma\\varepsilon)\\bigr)` of conservative policy iteration.
 
-    It maximises the simpler bound :math:`\\frac{\\alpha}{1-\\gamma}(\\mathbb A - \\frac{2\\alpha\\gamma\\varepsilon}{1-\\gamma})`,
-    which lies below :func:`kakade_langford_bound` (Chapter 3, eq. ``cpi-alpha``).
-    Returns 0 when the policy advantage is not positive and 1 when ``gamma == 0`` (the
-    penalty vanishes). Raises ValueError for non-finite inputs, ``eps < 0``,
-    ``policy_adv > eps`` (impossible for a true pair) or ``gamma`` outside [0, 1).
+    It maximises the simpler bound :math:`\\frac{\\alpha}{1-\\gamma}(\\mathbb A -
+    \\frac{2\\alpha\\gamma\\varepsilon}{1-\\gamma})`, which lies below
+    :func:`kakade_langford_bound` (Chapter 3, eq. ``cpi-alpha``). Returns 0 when the
+    policy advantage is not positive and 1 when ``gamma == 0`` (the penalty vanishes).
+    Raises ValueError for non-finite inputs, ``eps < 0``, ``policy_adv > eps``
+    (impossible for a true pair) or ``gamma`` outside [0, 1).
     """
     adv, e = _check_adv_eps(policy_adv, eps)
     g = check_gamma(gamma)
@@ -208,7 +210,7 @@ def cpi_step_size(policy_adv: float, eps: float, gamma: float) -> float:
 
 
 def cpi_guaranteed_gain(policy_adv: float, eps: float, gamma: float) -> float:
-    """The improvement guaranteed at :math:`\\alpha^*` by the simpler bound (Chapter 3, eq. ``cpi-alpha``).
+    """Improvement guaranteed at :math:`\\alpha^*` (Chapter 3, eq. ``cpi-alpha``).
 
     With :math:`\\alpha^*` = :func:`cpi_step_size`,
 
@@ -238,10 +240,11 @@ def cpi_guaranteed_gain(policy_adv: float, eps: float, gamma: float) -> float:
 # ------------------------------------------------------------------ checks of the bound
 @dataclass(frozen=True)
 class BoundCase:
-    """One exact instance of the Kakade-Langford bound: the true gain and the bound's inputs.
+    """One exact instance of the Kakade-Langford bound: true gain and the bound's inputs.
 
-    ``gain`` is :math:`J(\\pi_\\alpha) - J(\\pi)` computed by exact policy evaluation of the
-    mixture; ``policy_adv``, ``eps`` are :math:`\\mathbb A_\\pi(\\pi')` and :math:`\\varepsilon`.
+    ``gain`` is :math:`J(\\pi_\\alpha) - J(\\pi)` computed by exact policy evaluation of
+    the mixture; ``policy_adv``, ``eps`` are :math:`\\mathbb A_\\pi(\\pi')` and
+    :math:`\\varepsilon`.
     """
 
     gain: float
@@ -268,13 +271,13 @@ class BoundCase:
 
     @property
     def ratio(self) -> float:
-        """``gap / penalty``: at most 1 if the theorem holds; 1 means the bound is tight."""
+        """``gap / penalty``: at most 1 if the theorem holds; 1 means a tight bound."""
         pen = self.penalty
         return self.gap / pen if pen > 0 else 0.0
 
 
 def bound_cases(mdp: TabularMDP, pi: Any, pi_new: Any, alphas: Any) -> list[BoundCase]:
-    """Exact :class:`BoundCase` for the mixture of ``pi`` and ``pi_new`` at each ``alpha``.
+    """Exact :class:`BoundCase` of the mixture of ``pi`` and ``pi_new`` at each alpha.
 
     The gain comes from solving the Bellman equation of each mixture; the bound's inputs
     from :func:`policy_advantage` and :func:`advantage_gap`: no shared code path with
@@ -322,15 +325,16 @@ def bound_violations(
 def tight_case(
     gamma: float = 0.9, eps: float = 1.0
 ) -> tuple[TabularMDP, np.ndarray, np.ndarray]:
-    """A two-state MDP on which the Kakade-Langford bound holds with equality for every alpha.
+    """A two-state MDP where the Kakade-Langford bound is an equality for every alpha.
 
     State 0 (the start) and state 1. In state 0, action 0 stays (reward 0) and action 1
     moves to state 1 for reward ``eps``; state 1 is absorbing, action 0 pays 0 and
-    action 1 pays ``-eps``. With :math:`\\pi` = always action 0 and :math:`\\pi'` = always
-    action 1, :math:`f(0) = \\varepsilon`, :math:`f(1) = -\\varepsilon`,
-    :math:`\\mathbb A = \\varepsilon`, and every step of :math:`\\pi_\\alpha` away from the start
-    moves mass from :math:`f = +\\varepsilon` to :math:`f = -\\varepsilon` for good: both
-    inequalities of the proof (the coupling and :math:`|f| \\le \\varepsilon`) are equalities.
+    action 1 pays ``-eps``. With :math:`\\pi` = always action 0 and :math:`\\pi'` =
+    always action 1, :math:`f(0) = \\varepsilon`, :math:`f(1) = -\\varepsilon`,
+    :math:`\\mathbb A = \\varepsilon`, and every step of :math:`\\pi_\\alpha` away from
+    the start moves mass from :math:`f = +\\varepsilon` to :math:`f = -\\varepsilon` for
+    good: both inequalities of the proof (the coupling and :math:`|f| \\le
+    \\varepsilon`) are equalities.
     """
     g = check_gamma(gamma)
     e = _finite(eps, "eps")
@@ -367,14 +371,14 @@ def worst_case_ratio(
     seed: int = 0,
     maxiter: int = 150,
 ) -> tuple[float, BoundCase]:
-    """Search for the largest ``gap / penalty`` of the Kakade-Langford bound (:attr:`BoundCase.ratio`).
+    """Largest ``gap / penalty`` (:attr:`BoundCase.ratio`) found by a worst-case search.
 
     Maximises over transitions, rewards, both policies, the start distribution,
-    :math:`\\gamma \\in [0.05, 0.99]` and :math:`\\alpha \\in [0.02, 1]` (all through smooth
-    reparametrisations) with L-BFGS-B from ``n_starts`` random starts. A ratio above 1
-    would refute the theorem; a ratio near 1 says the constant 2 of the penalty cannot be
-    lowered; a ratio above 1/2 already refutes the bound with half the penalty. Returns the
-    best ratio and its case.
+    :math:`\\gamma \\in [0.05, 0.99]` and :math:`\\alpha \\in [0.02, 1]` (all through
+    smooth reparametrisations) with L-BFGS-B from ``n_starts`` random starts. A ratio
+    above 1 would refute the theorem; a ratio near 1 says the constant 2 of the penalty
+    cannot be lowered; a ratio above 1/2 already refutes the bound with half the
+    penalty. Returns the best ratio and its case.
     """
     from scipy.optimize import minimize
 
@@ -402,10 +406,11 @@ def worst_case_ratio(
 def coupling_distances(
     mdp: TabularMDP, pi: Any, pi_new: Any, alpha: float, horizon: int
 ) -> np.ndarray:
-    """Exact :math:`\\|P_{\\pi_\\alpha}(s_t = \\cdot) - P_\\pi(s_t = \\cdot)\\|_1` for ``t = 0 .. horizon``.
+    """Exact :math:`\\|P_{\\pi_\\alpha}(s_t) - P_\\pi(s_t)\\|_1` for ``t = 0 .. horizon``.
 
-    The state distributions are :math:`\\mu^\\top P_\\pi^t` and :math:`\\mu^\\top P_{\\pi_\\alpha}^t`,
-    computed by repeated matrix products (no sampling, no coupling argument).
+    The state distributions are :math:`\\mu^\\top P_\\pi^t` and :math:`\\mu^\\top
+    P_{\\pi_\\alpha}^t`, computed by repeated matrix products (no sampling, no coupling
+    argument).
     """
     pi = check_policy(mdp, pi)
     mix = mixture(pi, check_policy(mdp, pi_new), alpha)
@@ -444,7 +449,7 @@ def coupling_violations(
 def one_state_counterexample(
     gamma: float = 0.1,
 ) -> tuple[TabularMDP, np.ndarray, np.ndarray]:
-    """One state, two actions paying 0 and 1; :math:`\\pi` takes the first, :math:`\\pi'` the second.
+    """One state, actions paying 0 and 1; :math:`\\pi` takes the first, :math:`\\pi'` the second.
 
     Here :math:`\\mathbb A = \\varepsilon = 1`, and for :math:`\\gamma < 1/5` the cap
     :math:`\\alpha^* = 1` binds: the true gain :math:`1/(1-\\gamma)` is then below
@@ -463,9 +468,9 @@ def guarantee_violations(
     """Number of cases where the exact gain at :math:`\\alpha^*` is below ``guarantee``.
 
     Each case is ``(mdp, pi, pi_new)``. The step is :math:`\\alpha^*` =
-    :func:`cpi_step_size`, the gain :math:`J(\\pi_{\\alpha^*}) - J(\\pi)` is computed by exact
-    policy evaluation, and ``guarantee(policy_adv, eps, gamma)`` is a candidate lower
-    bound on it (e.g. :func:`cpi_guaranteed_gain`).
+    :func:`cpi_step_size`, the gain :math:`J(\\pi_{\\alpha^*}) - J(\\pi)` is computed by
+    exact policy evaluation, and ``guarantee(policy_adv, eps, gamma)`` is a candidate
+    lower bound on it (e.g. :func:`cpi_guaranteed_gain`).
     """
     count = 0
     for mdp, pi, pi_new in cases:
@@ -481,7 +486,7 @@ def guarantee_violations(
     return count
 
 
-# ------------------------------------------------------------- coverage at a fixed point
+# ---------------------------------------------------------- coverage at a fixed point
 def concentrability(mdp: TabularMDP, pi_star: Any, restart: Any) -> float:
     """:math:`C = \\|d_{\\pi^*} / \\mu\\|_\\infty`, the coverage factor of Kakade and Langford.
 
@@ -501,13 +506,16 @@ def concentrability(mdp: TabularMDP, pi_star: Any, restart: Any) -> float:
 def suboptimality_bound(
     policy_adv: float, concentrability_factor: float, gamma: float
 ) -> float:
-    """Upper bound :math:`J(\\pi^*) - J(\\pi) \\le C\\,\\mathbb A_{\\pi,\\mu} / (1-\\gamma)^2` (Chapter 3, eq. ``cpi-coverage``).
+    """Upper bound :math:`C\\,\\mathbb A_{\\pi,\\mu} / (1-\\gamma)^2` on :math:`J(\\pi^*) - J(\\pi)`.
 
-    ``policy_adv`` is the greedy policy's policy advantage :math:`\\mathbb A_{\\pi,\\mu}` under
-    the restart distribution :math:`\\mu`, ``concentrability_factor`` is :math:`C` of
-    :func:`concentrability` (``inf`` allowed), and :math:`J` uses the MDP's own start
-    distribution. With :math:`C = \\infty` the bound is vacuous (``inf``), even at a
-    fixed point where :math:`\\mathbb A_{\\pi,\\mu} = 0`.
+    Chapter 3, eq. ``cpi-coverage``.
+
+    ``policy_adv`` is the greedy policy's policy advantage :math:`\\mathbb
+    A_{\\pi,\\mu}` under the restart distribution :math:`\\mu`,
+    ``concentrability_factor`` is :math:`C` of :func:`concentrability` (``inf``
+    allowed), and :math:`J` uses the MDP's own start distribution. With :math:`C =
+    \\infty` the bound is vacuous (``inf``), even at a fixed point where :math:`\\mathbb
+    A_{\\pi,\\mu} = 0`.
     """
     adv = _finite(policy_adv, "policy_adv")
     if adv < 0:
@@ -522,7 +530,8 @@ def suboptimality_bound(
         ) from None
     if np.isnan(C) or C < 0:
         raise ValueError(
-            f"concentrability_factor must be non-negative, got {concentrability_factor!r}"
+            "concentrability_factor must be non-negative, "
+            f"got {concentrability_factor!r}"
         )
     g = check_gamma(gamma)
     if np.isinf(C):
@@ -537,12 +546,12 @@ def coverage_violations(
     restart: Any,
     tol: float = 1e-10,
 ) -> int:
-    """Number of ``policies`` whose exact suboptimality exceeds ``bound(policy_adv, C, gamma)``.
+    """Number of ``policies`` whose suboptimality exceeds ``bound(policy_adv, C, gamma)``.
 
-    For each policy :math:`\\pi`: :math:`J(\\pi^*) - J(\\pi)` from exact policy iteration and
-    evaluation (MDP's start distribution), :math:`\\mathbb A_{\\pi,\\mu}` of the greedy policy
-    under ``restart``, and :math:`C` = :func:`concentrability`. ``bound`` is a candidate
-    upper bound, e.g. :func:`suboptimality_bound`.
+    For each policy :math:`\\pi`: :math:`J(\\pi^*) - J(\\pi)` from exact policy
+    iteration and evaluation (MDP's start distribution), :math:`\\mathbb A_{\\pi,\\mu}`
+    of the greedy policy under ``restart``, and :math:`C` = :func:`concentrability`.
+    ``bound`` is a candidate upper bound, e.g. :func:`suboptimality_bound`.
     """
     from companion.mdp import policy_iteration
 
@@ -582,16 +591,17 @@ def conservative_policy_iteration(
 ) -> tuple[np.ndarray, CPIHistory]:
     """Conservative policy iteration with exact advantages.
 
-    Each iteration: take the greedy policy :math:`\\pi' = \\arg\\max_a A_\\pi(s, a)`, its policy
-    advantage :math:`\\mathbb A` and :math:`\\varepsilon`; stop if :math:`\\mathbb A \\le` ``tol``;
-    otherwise move to :math:`(1-\\alpha)\\pi + \\alpha\\pi'` with :func:`cpi_step_size`, which
-    guarantees :math:`J` increases by at least the Kakade-Langford bound.
+    Each iteration: take the greedy policy :math:`\\pi' = \\arg\\max_a A_\\pi(s, a)`,
+    its policy advantage :math:`\\mathbb A` and :math:`\\varepsilon`; stop if
+    :math:`\\mathbb A \\le` ``tol``; otherwise move to :math:`(1-\\alpha)\\pi +
+    \\alpha\\pi'` with :func:`cpi_step_size`, which guarantees :math:`J` increases by at
+    least the Kakade-Langford bound.
 
-    ``restart`` is the distribution :math:`\\mu` from which visitations, policy advantages
-    and the recorded ``J`` are computed (default: the MDP's own start distribution);
-    Kakade and Langford take it exploratory, so that it covers the states an optimal
-    policy visits. Returns the final policy and a :class:`CPIHistory` (``J`` has one more
-    entry than the other lists).
+    ``restart`` is the distribution :math:`\\mu` from which visitations, policy
+    advantages and the recorded ``J`` are computed (default: the MDP's own start
+    distribution); Kakade and Langford take it exploratory, so that it covers the states
+    an optimal policy visits. Returns the final policy and a :class:`CPIHistory` (``J``
+    has one more entry than the other lists).
     """
     n_iters = check_positive_int(n_iters, "n_iters")
     tol = _finite(tol, "tol")

@@ -28,10 +28,10 @@ def check_performance_difference(performance_difference: Callable[..., Any]) -> 
     """Check ``performance_difference(P, R, gamma, mu, pi, pi_new)``, state by state.
 
     The answer is the vector of per-state terms of the performance difference lemma,
-    :math:`c(s) = \\rho_{\\tilde\\pi}(s) \\sum_a \\tilde\\pi(a|s) A_\\pi(s, a)`, shape ``(S,)``;
-    its sum is :math:`J(\\tilde\\pi) - J(\\pi)`. The reference is computed with the
-    companion's exact visitation and advantage; a scalar (the lemma's left-hand side),
-    the old policy's visitation or the normalised visitation are rejected.
+    :math:`c(s) = \\rho_{\\tilde\\pi}(s) \\sum_a \\tilde\\pi(a|s) A_\\pi(s, a)`, shape
+    ``(S,)``; its sum is :math:`J(\\tilde\\pi) - J(\\pi)`. The reference is computed
+    with the companion's exact visitation and advantage; a scalar (the lemma's left-hand
+    side), the old policy's visitation or the normalised visitation are rejected.
     """
     for context, m, pi, other in _policy_pairs():
         pairs = [
@@ -68,7 +68,7 @@ def check_performance_difference(performance_difference: Callable[..., Any]) -> 
 
 
 def check_surrogate(surrogate_L: Callable[..., Any]) -> bool:
-    """Check ``surrogate_L(P, R, gamma, mu, pi, pi_new)``: its value, and first-order agreement with :math:`J`."""
+    """Check ``surrogate_L(P, R, gamma, mu, pi, pi_new)``: value and slope match :math:`J`."""
     from companion.cpi import surrogate
 
     for context, m, pi, other in _policy_pairs():
@@ -92,7 +92,8 @@ def check_surrogate(surrogate_L: Callable[..., Any]) -> bool:
         J_pi = _mdp.expected_return(m, pi)
         if abs(L(pi) - J_pi) > tolerance(J_pi):
             _fail(
-                f"L_pi(pi) should equal J(pi) but is off by {L(pi) - J_pi:+.4g} {context}."
+                f"L_pi(pi) should equal J(pi) but is off by {L(pi) - J_pi:+.4g} "
+                f"{context}."
             )
         # directional derivatives along the mixture towards `other`: L is linear in its
         # second argument, so a long step (0.1) measures its slope even from a float32
@@ -139,7 +140,7 @@ def _check_scalar_cases(
 
 
 def check_cpi_step_size(step_size: Callable[..., Any]) -> bool:
-    """Check ``step_size(policy_adv, eps, gamma)`` against :func:`companion.cpi.cpi_step_size`.
+    """Check ``step_size(policy_adv, eps, gamma)`` against :func:`cpi.cpi_step_size`.
 
     The cases include two where the cap at 1 binds strictly, ``gamma = 0`` (where the
     step is 1) and non-positive advantages (where it is 0).
@@ -154,7 +155,7 @@ def check_cpi_step_size(step_size: Callable[..., Any]) -> bool:
 
 
 def check_guaranteed_gain(guaranteed_gain: Callable[..., Any]) -> bool:
-    """Check ``guaranteed_gain(policy_adv, eps, gamma)`` against :func:`companion.cpi.cpi_guaranteed_gain`.
+    """Check ``guaranteed_gain(policy_adv, eps, gamma)`` (:func:`cpi.cpi_guaranteed_gain`).
 
     Both cases of eq. ``cpi-alpha`` are tested: :math:`\\alpha^* < 1` and a binding cap
     :math:`\\alpha^* = 1` (including ``gamma = 0``), plus non-positive advantages.
