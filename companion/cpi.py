@@ -35,6 +35,8 @@ __all__ = [
     "policy_advantage",
     "surrogate",
     "advantage_gap",
+    "performance_difference_terms",
+    "lemma_violations",
     "kl_penalty",
     "kakade_langford_bound",
     "cpi_step_size",
@@ -98,6 +100,44 @@ def surrogate(mdp: TabularMDP, pi_old: Any, pi_new: Any) -> float:
     return expected_return(mdp, pi_old) + float(
         rho @ (pi_new * advantage_function(mdp, pi_old)).sum(axis=1)
     )
+
+
+def performance_difference_terms(mdp: TabularMDP, pi: Any, pi_new: Any) -> np.ndarray:
+    """Per-state terms of the performance difference lemma, shape ``(S,)``.
+
+    :math:`c(s) = \\rho_{\\tilde\\pi}(s) \\sum_a \\tilde\\pi(a|s) A_\\pi(s, a)` with
+    :math:`\\tilde\\pi` = ``pi_new``; their sum is :math:`J(\\tilde\\pi) - J(\\pi)`
+    (Chapter 3, lemma ``lem-performance-difference``).
+    """
+    pi = check_policy(mdp, pi)
+    pi_new = check_policy(mdp, pi_new)
+    return visitation(mdp, pi_new) * (pi_new * advantage_function(mdp, pi)).sum(axis=1)
+
+
+def lemma_violations(
+    terms: Callable[[TabularMDP, np.ndarray, np.ndarray], Any],
+    cases: Sequence[tuple[TabularMDP, Any, Any]],
+    rtol: float = 1e-9,
+) -> int:
+    """Number of (case, start) pairs where ``sum(terms(...))`` misses the return difference.
+
+    Each case ``(mdp, pi, pi_new)`` is tested with the MDP's start distribution and with
+    every point mass :math:`\\delta_s` (the state-by-state form that the policy
+    improvement theorem uses): the sum of ``terms(mdp_start, pi, pi_new)`` must equal
+    :math:`J(\\tilde\\pi) - J(\\pi)` from exact policy evaluation, within ``rtol``
+    times ``1 + |J(pi_new) - J(pi)|``.
+    """
+    rtol = _finite(rtol, "rtol")
+    count = 0
+    for mdp, pi, pi_new in cases:
+        starts = [mdp.mu, *np.eye(mdp.n_states)]
+        for start in starts:
+            m = TabularMDP(mdp.P, mdp.R, mdp.gamma, start)
+            diff = expected_return(m, pi_new) - expected_return(m, pi)
+            got = float(np.sum(np.asarray(terms(m, pi, pi_new), dtype=np.float64)))
+            if not abs(got - diff) <= rtol * (1 + abs(diff)):
+                count += 1
+    return count
 
 
 def advantage_gap(mdp: TabularMDP, pi: Any, pi_new: Any) -> float:

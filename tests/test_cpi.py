@@ -150,6 +150,10 @@ NAN, INF = float("nan"), float("inf")
         (lambda: cpi.suboptimality_bound(0.1, 1.0, 1.0), "gamma"),
         (lambda: cpi.worst_case_ratio(n_starts=0), "n_starts"),
         (lambda: cpi.bound_violations(cpi.kakade_langford_bound, [], tol=NAN), "tol"),
+        (
+            lambda: cpi.lemma_violations(cpi.performance_difference_terms, [], rtol=NAN),
+            "rtol",
+        ),
     ],
 )
 def test_bad_input_refused(call, match):

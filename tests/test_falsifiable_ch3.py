@@ -164,3 +164,25 @@ def test_coverage_bound_and_wrong_versions():
     for wrong in (no_coverage, one_power):
         assert cpi.coverage_violations(wrong, mdp, [left], uniform) == 1
     assert cpi.coverage_violations(fixed_point_optimal, mdp, [left], mdp.mu) == 1
+
+
+def test_performance_difference_lemma_check_rejects_wrong_terms():
+    cases = []
+    for i in range(10):
+        m = M.random_mdp(4, 3, gamma=0.3 + 0.06 * i, seed=600 + i)
+        cases.append(
+            (m, M.random_policy(4, 3, seed=i), M.random_policy(4, 3, seed=50 + i))
+        )
+    assert cpi.lemma_violations(cpi.performance_difference_terms, cases) == 0
+
+    def old_visitation(m, p, q):
+        return M.visitation(m, p) * (q * M.advantage_function(m, p)).sum(axis=1)
+
+    def normalised(m, p, q):
+        return (1 - m.gamma) * cpi.performance_difference_terms(m, p, q)
+
+    def new_advantage(m, p, q):
+        return M.visitation(m, q) * (q * M.advantage_function(m, q)).sum(axis=1)
+
+    for wrong in (old_visitation, normalised, new_advantage):
+        assert cpi.lemma_violations(wrong, cases) > 0
