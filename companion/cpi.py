@@ -15,6 +15,7 @@ import numpy as np
 from scipy.special import expit
 
 from companion._validate import (
+    as_array,
     check_distribution,
     check_gamma,
     check_positive_int,
@@ -35,6 +36,7 @@ __all__ = [
     "policy_advantage",
     "surrogate",
     "advantage_gap",
+    "first_order_gap",
     "performance_difference_terms",
     "lemma_violations",
     "kl_penalty",
@@ -138,6 +140,39 @@ def lemma_violations(
             if not abs(got - diff) <= rtol * (1 + abs(diff)):
                 count += 1
     return count
+
+
+def first_order_gap(
+    mdp: TabularMDP,
+    theta: Any,
+    surrogate_fn: Callable[[TabularMDP, np.ndarray, np.ndarray], float],
+    h: float = 1e-5,
+) -> float:
+    """Largest gap between the gradients of :math:`J` and of a surrogate at a softmax policy.
+
+    With :math:`\\pi_\\theta(a|s) \\propto e^{\\theta_{sa}}` and :math:`\\pi = \\pi_{\\theta_0}`,
+    returns :math:`\\max_{sa} |\\partial_{\\theta_{sa}} J(\\pi_\\theta) -
+    \\partial_{\\theta_{sa}} L(\\pi_\\theta)|` at :math:`\\theta_0`, where
+    ``L(pi_new) = surrogate_fn(mdp, pi, pi_new)`` (e.g. :func:`surrogate`). Both
+    gradients are central differences of exact values with step ``h``; the true
+    surrogate gives a gap of order ``h**2`` (Chapter 3, eq. ``first-order``).
+    """
+    th = as_array(theta, "theta", shape=(mdp.n_states, mdp.n_actions))
+    h = _finite(h, "h")
+    if h <= 0:
+        raise ValueError(f"h must be positive, got {h!r}")
+    pi0 = _softmax(th)
+    gap = 0.0
+    for idx in np.ndindex(th.shape):
+        e = np.zeros_like(th)
+        e[idx] = h
+        up, down = _softmax(th + e), _softmax(th - e)
+        dJ = (expected_return(mdp, up) - expected_return(mdp, down)) / (2 * h)
+        dL = (
+            float(surrogate_fn(mdp, pi0, up)) - float(surrogate_fn(mdp, pi0, down))
+        ) / (2 * h)
+        gap = max(gap, abs(dJ - dL))
+    return gap
 
 
 def advantage_gap(mdp: TabularMDP, pi: Any, pi_new: Any) -> float:

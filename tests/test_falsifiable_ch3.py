@@ -186,3 +186,13 @@ def test_performance_difference_lemma_check_rejects_wrong_terms():
 
     for wrong in (old_visitation, normalised, new_advantage):
         assert cpi.lemma_violations(wrong, cases) > 0
+
+
+def test_first_order_gap_rejects_missing_factor():
+    def no_factor(m, p, q):
+        return M.expected_return(m, p) + cpi.policy_advantage(m, p, q)
+
+    for seed, mdp in enumerate([M.river_swim(6, 0.95), M.random_mdp(4, 3, seed=1)]):
+        theta = np.random.default_rng(seed).normal(size=(mdp.n_states, mdp.n_actions))
+        assert cpi.first_order_gap(mdp, theta, cpi.surrogate) < 1e-8
+        assert cpi.first_order_gap(mdp, theta, no_factor) > 1e-3
