@@ -111,50 +111,6 @@ def test_monte_carlo_advantage_checker():
         ex.check_monte_carlo_advantage(lambda r, v, g: reward_to_go(r, 1.0) - v)
 
 
-# ----------------------------------------------------------------------------- Chapter 3
-def _np_value(P, R, gamma, pi):
-    return np.linalg.solve(np.eye(len(P)) - gamma * np.einsum("sa,sat->st", pi, P), (pi * R).sum(1))
-
-
-def test_performance_difference_checker():
-    def right(P, R, gamma, mu, pi, new):
-        return float(mu @ _np_value(P, R, gamma, new) - mu @ _np_value(P, R, gamma, pi))
-
-    def wrong_visitation(P, R, gamma, mu, pi, new):  # uses the old policy's visitation: that is L - J
-        V = _np_value(P, R, gamma, pi)
-        A = R + gamma * P @ V - V[:, None]
-        rho = np.linalg.solve((np.eye(len(mu)) - gamma * np.einsum("sa,sat->st", pi, P)).T, mu)
-        return float(rho @ (new * A).sum(1))
-
-    assert ex.check_performance_difference(right)
-    with pytest.raises(ex.ExerciseFailure, match="visitation"):
-        ex.check_performance_difference(wrong_visitation)
-
-
-def test_surrogate_checker():
-    from companion import mdp as M
-    from companion.cpi import surrogate
-
-    def right(P, R, gamma, mu, pi, new):
-        return surrogate(M.TabularMDP(P, R, gamma, mu), pi, new)
-
-    def no_factor(P, R, gamma, mu, pi, new):  # the notes' L = J + A, missing 1/(1 - gamma)
-        m = M.TabularMDP(P, R, gamma, mu)
-        return M.expected_return(m, pi) + (1 - gamma) * (surrogate(m, pi, new) - M.expected_return(m, pi))
-
-    assert ex.check_surrogate(right)
-    with pytest.raises(ex.ExerciseFailure, match="off by"):
-        ex.check_surrogate(no_factor)
-
-
-def test_cpi_step_size_checker():
-    from companion.cpi import cpi_step_size
-
-    assert ex.check_cpi_step_size(cpi_step_size)
-    with pytest.raises(ex.ExerciseFailure, match="off by"):
-        ex.check_cpi_step_size(lambda a, e, g: (1 - g) * a / (4 * g * e))   # no cap, no zero for a <= 0
-
-
 # ----------------------------------------------------------------------------- Chapter 4
 def test_conjugate_gradient_checker():
     from companion.trpo import conjugate_gradient

@@ -57,6 +57,7 @@ __all__ = [
     "check_performance_difference",
     "check_surrogate",
     "check_cpi_step_size",
+    "check_guaranteed_gain",
     "check_conjugate_gradient",
     "check_fisher_vector_product",
     "check_clipped_surrogate",
