@@ -171,3 +171,21 @@ def test_k3_expectation_checker():
     assert ex.check_k3_expectation(lambda p, q: float(np.sum(p * (q / p - np.log(q / p) - 1))))
     with pytest.raises(ex.ExerciseFailure, match="KL\\(q \\|\\| p\\)"):
         ex.check_k3_expectation(lambda p, q: float(np.sum(q * (p / q - np.log(p / q) - 1))))
+
+
+def test_a_zero_stub_does_not_reveal_the_reference_answer():
+    """The error of an all-zero answer is the reference itself: only a coarse bucket is shown."""
+    import re
+
+    from companion import mdp as M
+
+    for stub in (lambda P, R, g, pi: np.zeros(P.shape[0]),
+                 lambda P, R, g, pi: np.eye(P.shape[0])[1]):
+        with pytest.raises(ex.ExerciseFailure) as info:
+            ex.check_policy_evaluation(stub)
+        message = str(info.value)
+        assert "off at state=" in message
+        numbers = [float(x) for x in re.findall(r"[-+]?\d*\.\d+|\d+", message)]
+        for _, m, pi in _test_mdps():
+            for v in M.value_function(m, pi):
+                assert not any(np.isclose(abs(n), abs(v), rtol=1e-2) for n in numbers if n not in (0, 1, 10, 1e-5)), message
