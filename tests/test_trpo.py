@@ -130,13 +130,101 @@ def test_rollout_collector_marks_autoreset_steps_and_bootstraps():
     envs.close()
 
 
-def test_train_trpo_refuses_bad_config():
-    with pytest.raises(ValueError, match="max_kl"):
-        trpo.train_trpo(trpo.TRPOConfig(max_kl=0.0), progress=False)
-
-
 @pytest.mark.slow
 def test_train_trpo_improves_and_respects_kl():
     _, _, h = trpo.train_trpo(trpo.TRPOConfig(n_updates=15), seed=1, progress=False)
     assert max(h.kl) <= 0.01 * (1 + 1e-6)
+    assert len(h.fresh_kl) == 14 and 0 < np.median(h.fresh_kl) < 0.03
     assert h.mean_return[-1] > 2 * h.mean_return[0]
+
+
+# ----------------------------------------------------------------------------- bad input
+
+_M = M.random_mdp(3, 2, seed=0)
+_PI = M.random_policy(3, 2, seed=1)
+_CASE = (_M, _PI, _PI)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("env_id", ""),
+        ("num_envs", 0),
+        ("n_steps", -1),
+        ("n_updates", 0),
+        ("n_updates", 2.5),
+        ("max_kl", 0.0),
+        ("max_kl", float("nan")),
+        ("gamma", 1.0),
+        ("gamma", -0.1),
+        ("gae_lambda", 1.5),
+        ("cg_iters", 0),
+        ("damping", -0.1),
+        ("vf_lr", 0.0),
+        ("vf_epochs", 0),
+        ("vf_minibatches", 0),
+        ("vf_minibatches", 10**9),
+        ("hidden", ()),
+        ("hidden", (64, 0)),
+        ("hidden", [64]),
+        ("device", ""),
+    ],
+)
+def test_trpo_config_refuses_bad_fields(field, value):
+    with pytest.raises(ValueError, match=field):
+        trpo.TRPOConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: trpo.trpo_lower_bound(_M, _PI, _PI, constant=-1.0), "constant"),
+        (lambda: trpo.trpo_kl_lower_bound(_M, _PI, np.ones((3, 2))), "pi"),
+        (lambda: trpo.penalty_coefficient(_M, _PI, constant=float("nan")), "constant"),
+        (lambda: trpo.bound_violations(trpo.trpo_lower_bound, []), "cases"),
+        (lambda: trpo.bound_violations(trpo.trpo_lower_bound, [(_M, _PI)]), "cases"),
+        (lambda: trpo.bound_violations("not a function", [_CASE]), "bound_fn"),
+        (lambda: trpo.mean_advantage_violations(-1.0, [_CASE]), "factor"),
+        (lambda: trpo.disagreement_series(1.0, 0.1), "gamma"),
+        (lambda: trpo.disagreement_series(0.5, 1.5), "alpha"),
+        (lambda: trpo.disagreement_series(0.5, 0.1, n_terms=0), "n_terms"),
+        (lambda: trpo.series_bound_violations(lambda g, a: g, [0.9999], [0.1]), "gammas"),
+        (lambda: trpo.empirical_constant([_CASE], form="l2"), "form"),
+        (lambda: trpo.worst_case_search(0.0), "gamma"),
+        (lambda: trpo.worst_case_search(0.5, n_actions=1), "n_actions"),
+        (lambda: trpo.worst_case_search(0.5, n_starts=0), "n_starts"),
+        (lambda: trpo.worst_case_search(0.5, form="x"), "form"),
+        (lambda: trpo.near_tight_case(0.5, 0.0), "alpha"),
+        (lambda: trpo.near_tight_case(1.0, 0.1), "gamma"),
+        (lambda: trpo.exact_trpo_step(_M, _PI, max_kl=-0.1), "max_kl"),
+        (lambda: trpo.exact_trpo_step(_M, np.array([[1.0, 0.0]] * 3)), "pi_old"),
+        (lambda: trpo.full_step(np.ones(3), np.ones(2), 0.01), "same shape"),
+        (lambda: trpo.full_step(np.ones(3), np.ones(3), 0.0), "max_kl"),
+        (lambda: trpo.full_step(np.ones(3), -np.ones(3), 0.01), "positive"),
+        (lambda: trpo.quadratic_kl_error(trpo.full_step, np.eye(2), np.ones(3), 0.01), "F"),
+        (lambda: trpo.backtracking_line_search(abs, abs, 0.0, 1.0, -1.0), "max_constraint"),
+        (lambda: trpo.backtracking_line_search(None, abs, 0.0, 1.0, 1.0), "objective"),
+        (lambda: trpo.backtracking_line_search(abs, abs, 0.0, 1.0, 1.0, max_backtracks=0), "max_backtracks"),
+        (lambda: trpo.conjugate_gradient(lambda v: v, np.ones(2), n_iters=-1), "n_iters"),
+        (lambda: trpo.fisher_vector_product(lambda: None, [torch.ones(2)], torch.ones(2), damping=-1), "damping"),
+        (lambda: trpo.train_trpo("CartPole-v1"), "config"),
+        (lambda: trpo.train_trpo(trpo.TRPOConfig(), seed=-1), "seed"),
+    ],
+)
+def test_public_functions_refuse_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_full_step_has_quadratic_kl_delta_numpy_and_torch():
+    rng = np.random.default_rng(3)
+    B = rng.normal(size=(4, 4))
+    F = B @ B.T + np.eye(4)
+    x = rng.normal(size=4)
+    s = trpo.full_step(x, F @ x, 0.02)
+    assert 0.5 * s @ F @ s == pytest.approx(0.02, rel=1e-12)
+    st = trpo.full_step(torch.tensor(x), torch.tensor(F @ x), 0.02)
+    assert isinstance(st, torch.Tensor) and np.allclose(st.numpy(), s)
+    # the mutant sqrt(delta / x^T F x) gives half the KL
+    wrong = np.sqrt(0.02 / (x @ F @ x)) * x
+    assert 0.5 * wrong @ F @ wrong == pytest.approx(0.01)
