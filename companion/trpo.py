@@ -476,8 +476,6 @@ def fisher_vector_product(kl_fn: Callable[[], Any], params: Sequence[Any], v: An
     (Chapter 4, eq. ``fisher-hessian``). Computed by double backpropagation,
     :math:`\\nabla_\\theta (\\nabla_\\theta \\mathrm{KL} \\cdot v)`, without ever forming :math:`F`.
     """
-    import torch
-
     params = list(params)
     n = sum(p.numel() for p in params)
     if v.ndim != 1 or v.numel() != n:
@@ -688,6 +686,7 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
             i += p.numel()
 
     prev_theta: Any = None  # the previous policy, to measure the step on fresh states
+    theta_current: Any = None
     for _ in tqdm(range(config.n_updates), desc="TRPO", disable=not progress):
         ro = collector.collect(config.n_steps)
         adv = gae(ro.rewards, ro.values, ro.next_values, ro.terminated, ro.truncated, config.gamma, config.gae_lambda)

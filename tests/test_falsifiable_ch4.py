@@ -40,7 +40,8 @@ def test_random_cases_cannot_tell_the_constant_but_the_hand_built_case_can():
     tight = [trpo.near_tight_case(0.01, 0.3)]
     assert trpo.empirical_constant(tight) == pytest.approx(4 * 0.99**2)
     for wrong in (2.0, 3.8):  # a halved constant, and one just below 4 (1 - gamma)^2
-        assert trpo.bound_violations(lambda m, a, b: trpo.trpo_lower_bound(m, a, b, wrong), tight) == 1
+        bound = lambda m, a, b, c=wrong: trpo.trpo_lower_bound(m, a, b, c)  # noqa: E731
+        assert trpo.bound_violations(bound, tight) == 1
     kl_wrong = lambda m, a, b: trpo.trpo_kl_lower_bound(m, a, b, 1.0)  # noqa: E731
     assert trpo.bound_violations(kl_wrong, tight) == 1
 
