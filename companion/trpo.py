@@ -90,7 +90,9 @@ def _check_constant(constant: Any, name: str = "constant") -> float:
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {constant!r}") from None
     if not (np.isfinite(c) and c >= 0):
-        raise ValueError(f"{name} must be a finite non-negative number, got {constant!r}")
+        raise ValueError(
+            f"{name} must be a finite non-negative number, got {constant!r}"
+        )
     return c
 
 
@@ -106,7 +108,9 @@ def penalty_coefficient(mdp: TabularMDP, pi_old: Any, constant: float = 4.0) -> 
     return c * eps * mdp.gamma / (1.0 - mdp.gamma) ** 2
 
 
-def trpo_lower_bound(mdp: TabularMDP, pi_old: Any, pi_new: Any, constant: float = 4.0) -> float:
+def trpo_lower_bound(
+    mdp: TabularMDP, pi_old: Any, pi_new: Any, constant: float = 4.0
+) -> float:
     """:math:`L_{\\pi_{old}}(\\pi_{new}) - \\frac{4 \\varepsilon\\gamma}{(1-\\gamma)^2}\\alpha^2` (Chapter 4, theorem ``thm-trpo``).
 
     With :math:`\\varepsilon = \\max_{s,a} |A_{\\pi_{old}}(s,a)|` and
@@ -119,7 +123,9 @@ def trpo_lower_bound(mdp: TabularMDP, pi_old: Any, pi_new: Any, constant: float 
     return surrogate(mdp, pi_old, pi_new) - C * max_tv(pi_old, pi_new) ** 2
 
 
-def trpo_kl_lower_bound(mdp: TabularMDP, pi_old: Any, pi_new: Any, constant: float = 4.0) -> float:
+def trpo_kl_lower_bound(
+    mdp: TabularMDP, pi_old: Any, pi_new: Any, constant: float = 4.0
+) -> float:
     """The KL form :math:`L_{\\pi_{old}}(\\pi_{new}) - \\frac{4 \\varepsilon\\gamma}{(1-\\gamma)^2} D_{KL}^{\\max}(\\pi_{old}, \\pi_{new})`.
 
     Lower than :func:`trpo_lower_bound` because :math:`D_{TV}^2 \\le D_{KL}` (Pinsker).
@@ -131,7 +137,7 @@ def trpo_kl_lower_bound(mdp: TabularMDP, pi_old: Any, pi_new: Any, constant: flo
     return surrogate(mdp, pi_old, pi_new) - C * max_kl(pi_old, pi_new)
 
 
-# ----------------------------------------------------------------------------- checking the theorem
+# ------------------------------------------------------------- checking the theorem
 
 #: A test case of the theorem: an MDP, an old policy and a new policy.
 Case = tuple[TabularMDP, np.ndarray, np.ndarray]
@@ -150,8 +156,11 @@ def _check_cases(cases: Sequence[Case]) -> list[Case]:
     return out
 
 
-def bound_violations(bound_fn: Callable[[TabularMDP, np.ndarray, np.ndarray], float],
-                     cases: Sequence[Case], tol: float = 1e-10) -> int:
+def bound_violations(
+    bound_fn: Callable[[TabularMDP, np.ndarray, np.ndarray], float],
+    cases: Sequence[Case],
+    tol: float = 1e-10,
+) -> int:
     """Number of cases where :math:`J(\\pi_{new})` < ``bound_fn(mdp, pi_old, pi_new)`` - ``tol``.
 
     :math:`J(\\pi_{new})` is the exact return (a linear solve under the new policy), a
@@ -162,7 +171,10 @@ def bound_violations(bound_fn: Callable[[TabularMDP, np.ndarray, np.ndarray], fl
     if not callable(bound_fn):
         raise ValueError("bound_fn must be a function (mdp, pi_old, pi_new) -> float")
     tol = _check_constant(tol, "tol")
-    return sum(int(expected_return(m, new) < float(bound_fn(m, old, new)) - tol) for m, old, new in cases)
+    return sum(
+        int(expected_return(m, new) < float(bound_fn(m, old, new)) - tol)
+        for m, old, new in cases
+    )
 
 
 def mean_advantage(mdp: TabularMDP, pi_old: Any, pi_new: Any) -> np.ndarray:
@@ -172,7 +184,9 @@ def mean_advantage(mdp: TabularMDP, pi_old: Any, pi_new: Any) -> np.ndarray:
     return (pi_new * advantage_function(mdp, pi_old)).sum(axis=1)
 
 
-def mean_advantage_violations(factor: float, cases: Sequence[Case], tol: float = 1e-12) -> int:
+def mean_advantage_violations(
+    factor: float, cases: Sequence[Case], tol: float = 1e-12
+) -> int:
     """Number of cases where :math:`\\max_s |\\bar A(s)| >` ``factor`` :math:`\\cdot\\, \\alpha\\varepsilon`.
 
     The proof of ``thm-trpo`` uses ``factor`` = 2; a valid factor gives 0.
@@ -208,15 +222,21 @@ def disagreement_series(gamma: Any, alpha: Any, n_terms: int = 100_000) -> np.nd
     return terms.sum(axis=-1)
 
 
-def series_bound_violations(bound_fn: Callable[[np.ndarray, np.ndarray], Any],
-                            gammas: Any, alphas: Any, rtol: float = 1e-9) -> int:
+def series_bound_violations(
+    bound_fn: Callable[[np.ndarray, np.ndarray], Any],
+    gammas: Any,
+    alphas: Any,
+    rtol: float = 1e-9,
+) -> int:
     """Number of ``(gamma, alpha)`` pairs where :func:`disagreement_series` exceeds ``bound_fn(gamma, alpha)``.
 
     The proof of ``thm-trpo`` uses the bound :math:`\\alpha\\gamma / (1-\\gamma)^2`; a valid bound
     gives 0. ``gammas`` (in [0, 1), at most 0.999 so that the sum converges quickly) and
     ``alphas`` (in [0, 1]) are all combined.
     """
-    g, a = np.meshgrid(np.asarray(gammas, dtype=np.float64), np.asarray(alphas, dtype=np.float64))
+    g, a = np.meshgrid(
+        np.asarray(gammas, dtype=np.float64), np.asarray(alphas, dtype=np.float64)
+    )
     if np.any(g > 0.999):
         raise ValueError(f"gammas must be at most 0.999, got {np.max(g)}")
     exact = disagreement_series(g, a)
@@ -232,8 +252,13 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 def _unpack_case(z: np.ndarray, S: int, A: int) -> tuple[np.ndarray, ...]:
     sizes = [S * A * S, S * A, S, S * A, S * A]
     P, R, mu, old, new = np.split(z, np.cumsum(sizes)[:-1])
-    return (_softmax(P.reshape(S, A, S)), R.reshape(S, A), _softmax(mu),
-            _softmax(old.reshape(S, A)), _softmax(new.reshape(S, A)))
+    return (
+        _softmax(P.reshape(S, A, S)),
+        R.reshape(S, A),
+        _softmax(mu),
+        _softmax(old.reshape(S, A)),
+        _softmax(new.reshape(S, A)),
+    )
 
 
 def _fast_ratio(z: np.ndarray, S: int, A: int, gamma: float, form: str) -> float:
@@ -242,7 +267,9 @@ def _fast_ratio(z: np.ndarray, S: int, A: int, gamma: float, form: str) -> float
     eye = np.eye(S)
 
     def values(pi: np.ndarray) -> np.ndarray:
-        return np.linalg.solve(eye - gamma * np.einsum("sa,sat->st", pi, P), (pi * R).sum(1))
+        return np.linalg.solve(
+            eye - gamma * np.einsum("sa,sat->st", pi, P), (pi * R).sum(1)
+        )
 
     v_old = values(old)
     adv = R + gamma * P @ v_old - v_old[:, None]
@@ -299,12 +326,21 @@ def near_tight_case(gamma: float, alpha: float) -> Case:
     R[1:3, 0], R[1:3, 1] = 1.0, -1.0
     mdp = TabularMDP(P, R, g, np.array([1.0, 0.0, 0.0, 0.0]))
     old = np.full((4, 2), 0.5)
-    new = np.array([[0.5 + a, 0.5 - a], [0.5 - a, 0.5 + a], [0.5 + a, 0.5 - a], [0.5, 0.5]])
+    new = np.array(
+        [[0.5 + a, 0.5 - a], [0.5 - a, 0.5 + a], [0.5 + a, 0.5 - a], [0.5, 0.5]]
+    )
     return mdp, old, new
 
 
-def worst_case_search(gamma: float, n_states: int = 2, n_actions: int = 2, form: str = "tv",
-                      n_starts: int = 4, seed: int = 0, max_evals: int = 3000) -> list[Case]:
+def worst_case_search(
+    gamma: float,
+    n_states: int = 2,
+    n_actions: int = 2,
+    form: str = "tv",
+    n_starts: int = 4,
+    seed: int = 0,
+    max_evals: int = 3000,
+) -> list[Case]:
     """Search MDPs and policy pairs that make the bound of ``thm-trpo`` as tight as possible.
 
     Maximises :math:`(L - J)(1-\\gamma)^2 / (\\varepsilon\\gamma D)` over transition
@@ -330,36 +366,51 @@ def worst_case_search(gamma: float, n_states: int = 2, n_actions: int = 2, form:
     n = S * A * S + 3 * S * A + S
     cases = []
     for _ in range(n_starts):
-        res = minimize(lambda z: -_fast_ratio(z, S, A, g, form), 2.0 * rng.normal(size=n),
-                       method="Nelder-Mead",
-                       options={"maxfev": max_evals, "xatol": 1e-10, "fatol": 1e-14})
+        res = minimize(
+            lambda z: -_fast_ratio(z, S, A, g, form),
+            2.0 * rng.normal(size=n),
+            method="Nelder-Mead",
+            options={"maxfev": max_evals, "xatol": 1e-10, "fatol": 1e-14},
+        )
         P, R, mu, old, new = _unpack_case(res.x, S, A)
         P = P / P.sum(-1, keepdims=True)
-        cases.append((TabularMDP(P, R, g, mu / mu.sum()), old / old.sum(1, keepdims=True),
-                      new / new.sum(1, keepdims=True)))
+        cases.append(
+            (
+                TabularMDP(P, R, g, mu / mu.sum()),
+                old / old.sum(1, keepdims=True),
+                new / new.sum(1, keepdims=True),
+            )
+        )
     return cases
 
 
-def exact_trpo_step(mdp: TabularMDP, pi_old: Any, max_kl: float | None = None,
-                    constant: float = 4.0) -> np.ndarray:
-    """One exact step over tabular softmax policies (Chapter 4, eqs. ``trpo-penalty`` and ``trpo-constraint``).
+def exact_trpo_step(
+    mdp: TabularMDP, pi_old: Any, max_kl: float | None = None, constant: float = 4.0
+) -> np.ndarray:
+    """One exact step over tabular softmax policies (Chapter 4, ``trpo-penalty``, ``trpo-constraint``).
 
     With ``max_kl=None``, the penalty form: maximise
     :math:`L_{\\pi_{old}}(\\pi) - C\\, D^{\\max}_{KL}(\\pi_{old}, \\pi)` with
     :math:`C` = :func:`penalty_coefficient` (``constant`` in place of 4), written with an
-    epigraph variable :math:`t \\ge D_{KL}(\\pi_{old}(\\cdot|s) \\| \\pi(\\cdot|s))` for every
-    :math:`s` and the objective divided by :math:`C` (so that it is of order one; without
-    this rescaling SLSQP stops on "positive directional derivative"). Otherwise the trust
-    region form: maximise :math:`L` subject to :math:`D^{\\max}_{KL} \\le` ``max_kl``. Solved by
-    SciPy's SLSQP from :math:`\\pi_{old}`; raises ``RuntimeError`` when SLSQP reports failure.
+    epigraph variable :math:`t \\ge D_{KL}(\\pi_{old}(\\cdot|s) \\| \\pi(\\cdot|s))`
+    for every :math:`s`, in variables rescaled so that the optimum is of order one (the
+    optimal step is of order :math:`|g|/C`, tiny; unscaled, SLSQP stops on "positive
+    directional derivative"). Otherwise the trust region form: maximise :math:`L` subject
+    to :math:`D^{\\max}_{KL} \\le` ``max_kl``. Both are solved from :math:`\\pi_{old}` by
+    SciPy's ``trust-constr`` with exact gradients; raises ``RuntimeError`` unless the
+    solver reports success.
     """
     from scipy.optimize import BFGS, NonlinearConstraint, minimize
 
     pi_old = check_policy(mdp, pi_old)
     if np.any(pi_old <= 0):
-        raise ValueError("pi_old must put positive probability on every action (softmax parameters)")
+        raise ValueError(
+            "pi_old must put positive probability on every action (softmax parameters)"
+        )
     if max_kl is not None and not (np.isfinite(max_kl) and max_kl > 0):
-        raise ValueError(f"max_kl must be None or a finite positive number, got {max_kl!r}")
+        raise ValueError(
+            f"max_kl must be None or a finite positive number, got {max_kl!r}"
+        )
     S, A = mdp.n_states, mdp.n_actions
     rho, adv = visitation(mdp, pi_old), advantage_function(mdp, pi_old)
     th0 = np.log(pi_old).ravel()
@@ -374,11 +425,15 @@ def exact_trpo_step(mdp: TabularMDP, pi_old: Any, max_kl: float | None = None,
     def gain(th: np.ndarray) -> float:
         return float(rho @ (pol(th) * adv).sum(1))
 
-    def gain_grad(th: np.ndarray) -> np.ndarray:  # d/dtheta[s, a] = rho(s) pi(a|s) (A(s,a) - Abar(s))
+    def gain_grad(
+        th: np.ndarray,
+    ) -> np.ndarray:  # d/dtheta[s, a] = rho(s) pi(a|s) (A(s,a) - Abar(s))
         p = pol(th)
         return (rho[:, None] * p * (adv - (p * adv).sum(1, keepdims=True))).ravel()
 
-    def kls_jac(th: np.ndarray) -> np.ndarray:  # d KL_s / d theta[s, a] = pi(a|s) - pi_old(a|s)
+    def kls_jac(
+        th: np.ndarray,
+    ) -> np.ndarray:  # d KL_s / d theta[s, a] = pi(a|s) - pi_old(a|s)
         jac = np.zeros((S, S, A))
         jac[np.arange(S), np.arange(S)] = pol(th) - pi_old
         return jac.reshape(S, S * A)
@@ -386,7 +441,9 @@ def exact_trpo_step(mdp: TabularMDP, pi_old: Any, max_kl: float | None = None,
     if max_kl is None:
         C = penalty_coefficient(mdp, pi_old, constant)
         if C == 0:
-            raise ValueError("the penalty coefficient is 0 (no advantage): nothing to trade off")
+            raise ValueError(
+                "the penalty coefficient is 0 (no advantage): nothing to trade off"
+            )
         # Near the optimum the step d = theta - theta_old is of order |g| / C and the
         # objective of order |g|^2 / C^2 (in units of the KL): solve in the rescaled
         # variables u = d / sigma, tau = t / sigma^2 with sigma = |g| / C, whose optimum is
@@ -396,39 +453,63 @@ def exact_trpo_step(mdp: TabularMDP, pi_old: Any, max_kl: float | None = None,
         def th_of(z: np.ndarray) -> np.ndarray:
             return th0 + sigma * z[:-1]
 
-        with warnings.catch_warnings():  # trust-constr warns that the Hessian is approximate
+        with (
+            warnings.catch_warnings()
+        ):  # trust-constr warns that the Hessian is approximate
             warnings.simplefilter("ignore")
             res = minimize(
-                lambda z: z[-1] - gain(th_of(z)) / (C * sigma**2), np.zeros(S * A + 1),
+                lambda z: z[-1] - gain(th_of(z)) / (C * sigma**2),
+                np.zeros(S * A + 1),
                 jac=lambda z: np.append(-gain_grad(th_of(z)) / (C * sigma), 1.0),
-                hess=BFGS(), method="trust-constr",
-                constraints=[NonlinearConstraint(
-                    lambda z: z[-1] - kls(th_of(z)) / sigma**2, 0.0, np.inf,
-                    jac=lambda z: np.hstack([-kls_jac(th_of(z)) / sigma, np.ones((S, 1))]),
-                    hess=BFGS())],
-                options={"gtol": 1e-9, "xtol": 1e-14, "maxiter": 2000})
+                hess=BFGS(),
+                method="trust-constr",
+                constraints=[
+                    NonlinearConstraint(
+                        lambda z: z[-1] - kls(th_of(z)) / sigma**2,
+                        0.0,
+                        np.inf,
+                        jac=lambda z: np.hstack(
+                            [-kls_jac(th_of(z)) / sigma, np.ones((S, 1))]
+                        ),
+                        hess=BFGS(),
+                    )
+                ],
+                options={"gtol": 1e-9, "xtol": 1e-14, "maxiter": 2000},
+            )
         theta = th_of(res.x)
     else:
         scale = max(float(rho @ np.abs(adv).max(1)), 1e-12)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = minimize(
-                lambda th: -gain(th) / scale, th0, jac=lambda th: -gain_grad(th) / scale,
-                hess=BFGS(), method="trust-constr",
-                constraints=[NonlinearConstraint(
-                    lambda th: kls(th) / max_kl, -np.inf, 1.0,
-                    jac=lambda th: kls_jac(th) / max_kl, hess=BFGS())],
-                options={"gtol": 1e-9, "xtol": 1e-14, "maxiter": 2000})
+                lambda th: -gain(th) / scale,
+                th0,
+                jac=lambda th: -gain_grad(th) / scale,
+                hess=BFGS(),
+                method="trust-constr",
+                constraints=[
+                    NonlinearConstraint(
+                        lambda th: kls(th) / max_kl,
+                        -np.inf,
+                        1.0,
+                        jac=lambda th: kls_jac(th) / max_kl,
+                        hess=BFGS(),
+                    )
+                ],
+                options={"gtol": 1e-9, "xtol": 1e-14, "maxiter": 2000},
+            )
         theta = res.x
     if not res.success:
         raise RuntimeError(f"trust-constr failed: {res.message}")
     return pol(theta)
 
 
-# ----------------------------------------------------------------------------- numerical tools
+# ------------------------------------------------------------------ numerical tools
 
 
-def conjugate_gradient(Avp: Callable[[Any], Any], b: Any, n_iters: int = 10, tol: float = 1e-10) -> Any:
+def conjugate_gradient(
+    Avp: Callable[[Any], Any], b: Any, n_iters: int = 10, tol: float = 1e-10
+) -> Any:
     """Approximately solve :math:`A x = b` for symmetric positive-definite :math:`A` given only ``Avp(v) = A v``.
 
     Conjugate gradient from :math:`x_0 = 0`: at most ``n_iters`` matrix-vector products,
@@ -438,7 +519,9 @@ def conjugate_gradient(Avp: Callable[[Any], Any], b: Any, n_iters: int = 10, tol
     """
     n_iters = check_positive_int(n_iters, "n_iters")
     if getattr(b, "ndim", None) != 1:
-        raise ValueError(f"b must be a 1-D vector, got shape {getattr(b, 'shape', None)}")
+        raise ValueError(
+            f"b must be a 1-D vector, got shape {getattr(b, 'shape', None)}"
+        )
     x = b * 0
     r = b.clone() if hasattr(b, "clone") else np.array(b, dtype=np.float64)
     p = r.clone() if hasattr(r, "clone") else r.copy()
@@ -449,7 +532,9 @@ def conjugate_gradient(Avp: Callable[[Any], Any], b: Any, n_iters: int = 10, tol
         Ap = Avp(p)
         pAp = float((p * Ap).sum())
         if pAp <= 0:
-            raise ValueError(f"conjugate_gradient needs a positive-definite A, but p^T A p = {pAp:.3g}")
+            raise ValueError(
+                f"conjugate_gradient needs a positive-definite A, but p^T A p = {pAp:.3g}"
+            )
         step = rr / pAp
         x = x + step * p
         r = r - step * Ap
@@ -463,11 +548,20 @@ def flat_grad(output: Any, params: Sequence[Any], create_graph: bool = False) ->
     """Gradient of a scalar ``output`` with respect to ``params``, concatenated into one vector."""
     import torch
 
-    grads = torch.autograd.grad(output, list(params), create_graph=create_graph, allow_unused=True)
-    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
+    grads = torch.autograd.grad(
+        output, list(params), create_graph=create_graph, allow_unused=True
+    )
+    return torch.cat(
+        [
+            (g if g is not None else torch.zeros_like(p)).reshape(-1)
+            for g, p in zip(grads, params)
+        ]
+    )
 
 
-def fisher_vector_product(kl_fn: Callable[[], Any], params: Sequence[Any], v: Any, damping: float = 0.0) -> Any:
+def fisher_vector_product(
+    kl_fn: Callable[[], Any], params: Sequence[Any], v: Any, damping: float = 0.0
+) -> Any:
     """:math:`(F + \\text{damping}\\, I) v`, with :math:`F` the Hessian of the mean KL at the current parameters.
 
     ``kl_fn()`` must return the mean :math:`D_{KL}(\\pi_{old} \\| \\pi_\\theta)` over a batch of states,
@@ -479,7 +573,9 @@ def fisher_vector_product(kl_fn: Callable[[], Any], params: Sequence[Any], v: An
     params = list(params)
     n = sum(p.numel() for p in params)
     if v.ndim != 1 or v.numel() != n:
-        raise ValueError(f"v must be a vector of length {n} (the number of parameters), got shape {tuple(v.shape)}")
+        raise ValueError(
+            f"v must be a vector of length {n} (the number of parameters), got shape {tuple(v.shape)}"
+        )
     if damping < 0:
         raise ValueError(f"damping must be non-negative, got {damping}")
     grad_kl = flat_grad(kl_fn(), params, create_graph=True)
@@ -495,19 +591,29 @@ def full_step(x: Any, Fx: Any, max_kl: float) -> Any:
     the KL, :math:`\\frac12 s^\\top F s`, equals ``max_kl`` :math:`= \\delta`. Works on numpy
     arrays and torch tensors (1-D, same shape).
     """
-    if getattr(x, "ndim", None) != 1 or getattr(Fx, "ndim", None) != 1 or tuple(x.shape) != tuple(Fx.shape):
-        raise ValueError(f"x and Fx must be 1-D vectors of the same shape, got "
-                         f"{getattr(x, 'shape', None)} and {getattr(Fx, 'shape', None)}")
+    if (
+        getattr(x, "ndim", None) != 1
+        or getattr(Fx, "ndim", None) != 1
+        or tuple(x.shape) != tuple(Fx.shape)
+    ):
+        raise ValueError(
+            f"x and Fx must be 1-D vectors of the same shape, got "
+            f"{getattr(x, 'shape', None)} and {getattr(Fx, 'shape', None)}"
+        )
     delta = float(max_kl)
     if not (np.isfinite(delta) and delta > 0):
         raise ValueError(f"max_kl must be a finite positive number, got {max_kl!r}")
     xFx = float((x * Fx).sum())
     if not (np.isfinite(xFx) and xFx > 0):
-        raise ValueError(f"x^T F x must be positive (F positive-definite, x non-zero), got {xFx:.3g}")
+        raise ValueError(
+            f"x^T F x must be positive (F positive-definite, x non-zero), got {xFx:.3g}"
+        )
     return float(np.sqrt(2.0 * delta / xFx)) * x
 
 
-def quadratic_kl_error(step_fn: Callable[[Any, Any, float], Any], F: Any, x: Any, max_kl: float) -> float:
+def quadratic_kl_error(
+    step_fn: Callable[[Any, Any, float], Any], F: Any, x: Any, max_kl: float
+) -> float:
     """Relative error :math:`|\\frac12 s^\\top F s - \\delta| / \\delta` of ``s = step_fn(x, F @ x, max_kl)``.
 
     The product :math:`F x` and the quadratic form are computed here with the explicit
@@ -517,7 +623,9 @@ def quadratic_kl_error(step_fn: Callable[[Any, Any, float], Any], F: Any, x: Any
     F = np.asarray(F, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     if F.ndim != 2 or F.shape[0] != F.shape[1] or x.shape != (F.shape[0],):
-        raise ValueError(f"F must be square and x a matching vector, got {F.shape} and {x.shape}")
+        raise ValueError(
+            f"F must be square and x a matching vector, got {F.shape} and {x.shape}"
+        )
     s = np.asarray(step_fn(x, F @ x, max_kl), dtype=np.float64)
     return float(abs(0.5 * s @ F @ s - max_kl) / max_kl)
 
@@ -542,7 +650,9 @@ def backtracking_line_search(
     if not 0 < shrink < 1:
         raise ValueError(f"shrink must lie in (0, 1), got {shrink}")
     if not (np.isfinite(max_constraint) and max_constraint >= 0):
-        raise ValueError(f"max_constraint must be a finite non-negative number, got {max_constraint!r}")
+        raise ValueError(
+            f"max_constraint must be a finite non-negative number, got {max_constraint!r}"
+        )
     max_backtracks = check_positive_int(max_backtracks, "max_backtracks")
     f0 = objective(x)
     fraction = 1.0
@@ -554,7 +664,7 @@ def backtracking_line_search(
     return x, 0.0
 
 
-# ----------------------------------------------------------------------------- the learner
+# ---------------------------------------------------------------------- the learner
 
 
 @dataclass
@@ -593,26 +703,49 @@ class TRPOConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError(f"env_id must be a non-empty string, got {self.env_id!r}")
-        for name in ("num_envs", "n_steps", "n_updates", "cg_iters", "vf_epochs", "vf_minibatches"):
+        for name in (
+            "num_envs",
+            "n_steps",
+            "n_updates",
+            "cg_iters",
+            "vf_epochs",
+            "vf_minibatches",
+        ):
             check_positive_int(getattr(self, name), name)
         for name in ("max_kl", "vf_lr"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (np.isfinite(v) and v > 0):
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not (np.isfinite(v) and v > 0)
+            ):
                 raise ValueError(f"{name} must be a finite positive number, got {v!r}")
         check_gamma(self.gamma)
         lam = self.gae_lambda
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam <= 1:
+        if (
+            isinstance(lam, bool)
+            or not isinstance(lam, (int, float))
+            or not 0 <= lam <= 1
+        ):
             raise ValueError(f"gae_lambda must lie in [0, 1], got {lam!r}")
         d = self.damping
-        if isinstance(d, bool) or not isinstance(d, (int, float)) or not (np.isfinite(d) and d >= 0):
+        if (
+            isinstance(d, bool)
+            or not isinstance(d, (int, float))
+            or not (np.isfinite(d) and d >= 0)
+        ):
             raise ValueError(f"damping must be a finite non-negative number, got {d!r}")
         if not isinstance(self.hidden, tuple) or not self.hidden:
-            raise ValueError(f"hidden must be a non-empty tuple of layer widths, got {self.hidden!r}")
+            raise ValueError(
+                f"hidden must be a non-empty tuple of layer widths, got {self.hidden!r}"
+            )
         for width in self.hidden:
             check_positive_int(width, "hidden")
         if self.vf_minibatches > self.num_envs * self.n_steps:
-            raise ValueError(f"vf_minibatches must be at most num_envs * n_steps = "
-                             f"{self.num_envs * self.n_steps}, got {self.vf_minibatches}")
+            raise ValueError(
+                f"vf_minibatches must be at most num_envs * n_steps = "
+                f"{self.num_envs * self.n_steps}, got {self.vf_minibatches}"
+            )
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be a torch device name, got {self.device!r}")
 
@@ -631,7 +764,9 @@ class TRPOHistory:
     surrogate_gain: list[float] = field(default_factory=list)
 
 
-def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tuple[Any, Any, TRPOHistory]:
+def train_trpo(
+    config: TRPOConfig, seed: int = 0, progress: bool = True
+) -> tuple[Any, Any, TRPOHistory]:
     """Train a categorical MLP policy with TRPO; returns ``(policy, value_net, history)``.
 
     Each update (Chapter 4, "TRPO, the algorithm"): collect ``num_envs * n_steps`` steps;
@@ -641,6 +776,8 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
     the full step :math:`\\sqrt{2\\delta / x^\\top F x}\\, x`; a backtracking line search that
     requires the mean KL to stay below :math:`\\delta` and :math:`L` to improve; then a few
     epochs of Adam on the value network's squared error to the TD(:math:`\\lambda`) returns.
+    ``history.fresh_kl`` records the mean KL between consecutive policies on the states of
+    the next rollout, which the line search never saw.
     """
     import gymnasium as gym
     import torch
@@ -657,7 +794,9 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
     torch.manual_seed(seed)
     envs = make_vector_env(config.env_id, config.num_envs, seed)
     if not isinstance(envs.single_action_space, gym.spaces.Discrete):
-        raise ValueError(f"{config.env_id} must have a Discrete action space for this learner")
+        raise ValueError(
+            f"{config.env_id} must have a Discrete action space for this learner"
+        )
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     n_actions = int(envs.single_action_space.n)
     dev = config.device
@@ -672,7 +811,9 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
         a = torch.multinomial(logp_all.exp(), 1, generator=gen).squeeze(1)
         return a, logp_all.gather(1, a[:, None]).squeeze(1)
 
-    collector = RolloutCollector(envs, act, lambda o: value_net(o).squeeze(-1), seed, dev)
+    collector = RolloutCollector(
+        envs, act, lambda o: value_net(o).squeeze(-1), seed, dev
+    )
     history = TRPOHistory()
     recent: list[float] = []
 
@@ -689,11 +830,23 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
     theta_current: Any = None
     for _ in tqdm(range(config.n_updates), desc="TRPO", disable=not progress):
         ro = collector.collect(config.n_steps)
-        adv = gae(ro.rewards, ro.values, ro.next_values, ro.terminated, ro.truncated, config.gamma, config.gae_lambda)
+        adv = gae(
+            ro.rewards,
+            ro.values,
+            ro.next_values,
+            ro.terminated,
+            ro.truncated,
+            config.gamma,
+            config.gae_lambda,
+        )
         returns = adv + ro.values
         m = ro.valid.reshape(-1)
         obs, actions = ro.obs.reshape(-1, obs_dim)[m], ro.actions.reshape(-1)[m]
-        logp_old, adv, returns = ro.logp.reshape(-1)[m], adv.reshape(-1)[m], returns.reshape(-1)[m]
+        logp_old, adv, returns = (
+            ro.logp.reshape(-1)[m],
+            adv.reshape(-1)[m],
+            returns.reshape(-1)[m],
+        )
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         with torch.no_grad():
             logp_all_old = torch.log_softmax(policy(obs), -1)
@@ -705,7 +858,11 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
                 history.fresh_kl.append(float(kl_fresh))
 
         def surrogate_loss() -> Any:
-            logp = torch.log_softmax(policy(obs), -1).gather(1, actions[:, None]).squeeze(1)
+            logp = (
+                torch.log_softmax(policy(obs), -1)
+                .gather(1, actions[:, None])
+                .squeeze(1)
+            )
             return (torch.exp(logp - logp_old) * adv).mean()
 
         def mean_kl() -> Any:
@@ -713,7 +870,11 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
             return (logp_all_old.exp() * (logp_all_old - logp_all)).sum(-1).mean()
 
         g = flat_grad(surrogate_loss(), params)
-        x = conjugate_gradient(lambda v: fisher_vector_product(mean_kl, params, v, config.damping), g, config.cg_iters)
+        x = conjugate_gradient(
+            lambda v: fisher_vector_product(mean_kl, params, v, config.damping),
+            g,
+            config.cg_iters,
+        )
         Fx = fisher_vector_product(mean_kl, params, x, config.damping)
         step = full_step(x, Fx, config.max_kl) if float((x * Fx).sum()) > 0 else x * 0
         theta_old = get_flat()
@@ -727,8 +888,11 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
                 return float(fn())
 
         theta_new, fraction = backtracking_line_search(
-            lambda th: evaluate(th, surrogate_loss), lambda th: evaluate(th, mean_kl),
-            theta_old, step, config.max_kl,
+            lambda th: evaluate(th, surrogate_loss),
+            lambda th: evaluate(th, mean_kl),
+            theta_old,
+            step,
+            config.max_kl,
         )
         set_flat(theta_new)
         theta_current = theta_new

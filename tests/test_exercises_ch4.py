@@ -45,7 +45,9 @@ def _fvp(W, X, v, reduce="mean", sign=1.0, detach=True):
 
 def test_right_cg_answers_pass_exact_iterative_and_float32(capsys):
     assert check_cg(lambda Avp, b, n: _cg(Avp, b, n))
-    assert check_cg(lambda Avp, b, n: conjugate_gradient(Avp, b, n))  # stops at tol=1e-10
+    assert check_cg(
+        lambda Avp, b, n: conjugate_gradient(Avp, b, n)
+    )  # stops at tol=1e-10
     assert check_cg(lambda Avp, b, n: _cg(Avp, b, n, rtol_stop=1e-8))  # stops early
     assert check_cg(lambda Avp, b, n: _cg(Avp, b, n).astype(np.float32))
 
@@ -53,11 +55,17 @@ def test_right_cg_answers_pass_exact_iterative_and_float32(capsys):
 @pytest.mark.parametrize(
     "wrong, phrase",
     [
-        (lambda Avp, b, n: _cg(Avp, b, n, sign=-1.0), "off at"),  # wrong sign of the update
+        (
+            lambda Avp, b, n: _cg(Avp, b, n, sign=-1.0),
+            "off at",
+        ),  # wrong sign of the update
         (lambda Avp, b, n: _cg(Avp, b, n, extra_products=True), "called Avp"),
         (lambda Avp, b, n: b / 10, "off at"),  # not a solve
         (lambda Avp, b, n: _cg(Avp, b, max(n - 1, 1)), "off at"),  # one iteration short
-        (lambda Avp, b, n: _cg(Avp, b, n) * (1 + 1e-4), "off at"),  # not accurate enough
+        (
+            lambda Avp, b, n: _cg(Avp, b, n) * (1 + 1e-4),
+            "off at",
+        ),  # not accurate enough
         (lambda Avp, b, n: None, "returned None"),
     ],
 )
@@ -71,7 +79,9 @@ def test_wrong_cg_answers_are_rejected_without_revealing_the_answer(wrong, phras
 
 def test_right_fvp_answers_pass():
     assert check_fvp(_fvp)
-    assert check_fvp(lambda W, X, v: _fvp(W, X, v).float())  # float32 is accurate enough
+    assert check_fvp(
+        lambda W, X, v: _fvp(W, X, v).float()
+    )  # float32 is accurate enough
 
 
 @pytest.mark.parametrize(
@@ -79,7 +89,9 @@ def test_right_fvp_answers_pass():
     [
         lambda W, X, v: _fvp(W, X, v, reduce="sum"),  # missing the mean over samples
         lambda W, X, v: _fvp(W, X, v, sign=-1.0),  # sign flipped (minus the Hessian)
-        lambda W, X, v: _fvp(W, X, v, detach=False),  # old probabilities not detached: 0
+        lambda W, X, v: _fvp(
+            W, X, v, detach=False
+        ),  # old probabilities not detached: 0
         lambda W, X, v: v,  # identity
         lambda W, X, v: _fvp(W, X, v).reshape(W.shape),  # not flattened
     ],
