@@ -518,6 +518,10 @@ def conjugate_gradient(
     iterations. ``b`` may be a numpy array or a torch tensor (1-D); ``x`` has its type.
     """
     n_iters = check_positive_int(n_iters, "n_iters")
+    if not callable(Avp):
+        raise ValueError("Avp must be a function v -> A v")
+    if not (np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol must be a finite non-negative number, got {tol!r}")
     if getattr(b, "ndim", None) != 1:
         raise ValueError(
             f"b must be a 1-D vector, got shape {getattr(b, 'shape', None)}"
@@ -548,8 +552,13 @@ def flat_grad(output: Any, params: Sequence[Any], create_graph: bool = False) ->
     """Gradient of a scalar ``output`` with respect to ``params``, concatenated into one vector."""
     import torch
 
+    params = list(params)
+    if not params:
+        raise ValueError("params must contain at least one tensor")
+    if not isinstance(output, torch.Tensor) or output.numel() != 1:
+        raise ValueError("output must be a scalar tensor")
     grads = torch.autograd.grad(
-        output, list(params), create_graph=create_graph, allow_unused=True
+        output, params, create_graph=create_graph, allow_unused=True
     )
     return torch.cat(
         [
@@ -571,6 +580,10 @@ def fisher_vector_product(
     :math:`\\nabla_\\theta (\\nabla_\\theta \\mathrm{KL} \\cdot v)`, without ever forming :math:`F`.
     """
     params = list(params)
+    if not callable(kl_fn):
+        raise ValueError("kl_fn must be a function returning the mean KL")
+    if not hasattr(v, "numel"):
+        raise ValueError(f"v must be a torch vector, got {type(v).__name__}")
     n = sum(p.numel() for p in params)
     if v.ndim != 1 or v.numel() != n:
         raise ValueError(
