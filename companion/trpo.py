@@ -11,11 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+import warnings
+
 import numpy as np
 
-from companion._validate import check_distribution, check_positive_int
+from companion._validate import check_distribution, check_gamma, check_positive_int
 from companion.cpi import surrogate
-from companion.mdp import TabularMDP, advantage_function, check_policy
+from companion.mdp import (
+    TabularMDP,
+    advantage_function,
+    check_policy,
+    expected_return,
+    visitation,
+)
 
 __all__ = [
     "tv_distance",
@@ -25,6 +33,18 @@ __all__ = [
     "surrogate",
     "trpo_lower_bound",
     "trpo_kl_lower_bound",
+    "penalty_coefficient",
+    "bound_violations",
+    "mean_advantage",
+    "mean_advantage_violations",
+    "disagreement_series",
+    "series_bound_violations",
+    "empirical_constant",
+    "worst_case_search",
+    "near_tight_case",
+    "exact_trpo_step",
+    "full_step",
+    "quadratic_kl_error",
     "conjugate_gradient",
     "flat_grad",
     "fisher_vector_product",
@@ -64,36 +84,432 @@ def max_kl(pi: Any, pi_new: Any) -> float:
     return float(np.max(kl_divergence(pi, pi_new)))
 
 
-def _penalty_constant(mdp: TabularMDP, pi_old: np.ndarray) -> float:
+def _check_constant(constant: Any, name: str = "constant") -> float:
+    try:
+        c = float(constant)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {constant!r}") from None
+    if not (np.isfinite(c) and c >= 0):
+        raise ValueError(
+            f"{name} must be a finite non-negative number, got {constant!r}"
+        )
+    return c
+
+
+def penalty_coefficient(mdp: TabularMDP, pi_old: Any, constant: float = 4.0) -> float:
+    """:math:`C = \\frac{c\\,\\varepsilon\\gamma}{(1-\\gamma)^2}` with :math:`\\varepsilon = \\max_{s,a}|A_{\\pi_{old}}(s,a)|`.
+
+    The theorem (Chapter 4, ``thm-trpo``) has ``constant`` :math:`c = 4`; other values
+    let the chapter and the tests probe how small the constant can be.
+    """
+    pi_old = check_policy(mdp, pi_old)
+    c = _check_constant(constant)
     eps = float(np.abs(advantage_function(mdp, pi_old)).max())
-    return 4.0 * eps * mdp.gamma / (1.0 - mdp.gamma) ** 2
+    return c * eps * mdp.gamma / (1.0 - mdp.gamma) ** 2
 
 
-def trpo_lower_bound(mdp: TabularMDP, pi_old: Any, pi_new: Any) -> float:
+def trpo_lower_bound(
+    mdp: TabularMDP, pi_old: Any, pi_new: Any, constant: float = 4.0
+) -> float:
     """:math:`L_{\\pi_{old}}(\\pi_{new}) - \\frac{4 \\varepsilon\\gamma}{(1-\\gamma)^2}\\alpha^2` (Chapter 4, theorem ``thm-trpo``).
 
     With :math:`\\varepsilon = \\max_{s,a} |A_{\\pi_{old}}(s,a)|` and
     :math:`\\alpha = D_{TV}^{\\max}(\\pi_{old}, \\pi_{new})`; a lower bound on :math:`J(\\pi_{new})`.
+    ``constant`` replaces the 4 (to test smaller constants).
     """
     pi_old = check_policy(mdp, pi_old)
     pi_new = check_policy(mdp, pi_new)
-    return surrogate(mdp, pi_old, pi_new) - _penalty_constant(mdp, pi_old) * max_tv(pi_old, pi_new) ** 2
+    C = penalty_coefficient(mdp, pi_old, constant)
+    return surrogate(mdp, pi_old, pi_new) - C * max_tv(pi_old, pi_new) ** 2
 
 
-def trpo_kl_lower_bound(mdp: TabularMDP, pi_old: Any, pi_new: Any) -> float:
+def trpo_kl_lower_bound(
+    mdp: TabularMDP, pi_old: Any, pi_new: Any, constant: float = 4.0
+) -> float:
     """The KL form :math:`L_{\\pi_{old}}(\\pi_{new}) - \\frac{4 \\varepsilon\\gamma}{(1-\\gamma)^2} D_{KL}^{\\max}(\\pi_{old}, \\pi_{new})`.
 
     Lower than :func:`trpo_lower_bound` because :math:`D_{TV}^2 \\le D_{KL}` (Pinsker).
+    ``constant`` replaces the 4.
     """
     pi_old = check_policy(mdp, pi_old)
     pi_new = check_policy(mdp, pi_new)
-    return surrogate(mdp, pi_old, pi_new) - _penalty_constant(mdp, pi_old) * max_kl(pi_old, pi_new)
+    C = penalty_coefficient(mdp, pi_old, constant)
+    return surrogate(mdp, pi_old, pi_new) - C * max_kl(pi_old, pi_new)
 
 
-# ----------------------------------------------------------------------------- numerical tools
+# ------------------------------------------------------------- checking the theorem
+
+#: A test case of the theorem: an MDP, an old policy and a new policy.
+Case = tuple[TabularMDP, np.ndarray, np.ndarray]
 
 
-def conjugate_gradient(Avp: Callable[[Any], Any], b: Any, n_iters: int = 10, tol: float = 1e-10) -> Any:
+def _check_cases(cases: Sequence[Case]) -> list[Case]:
+    cases = list(cases)
+    if not cases:
+        raise ValueError("cases must contain at least one (mdp, pi_old, pi_new) triple")
+    out = []
+    for i, case in enumerate(cases):
+        if len(case) != 3 or not isinstance(case[0], TabularMDP):
+            raise ValueError(f"cases[{i}] must be an (mdp, pi_old, pi_new) triple")
+        m = case[0]
+        out.append((m, check_policy(m, case[1]), check_policy(m, case[2])))
+    return out
+
+
+def bound_violations(
+    bound_fn: Callable[[TabularMDP, np.ndarray, np.ndarray], float],
+    cases: Sequence[Case],
+    tol: float = 1e-10,
+) -> int:
+    """Number of cases where :math:`J(\\pi_{new})` < ``bound_fn(mdp, pi_old, pi_new)`` - ``tol``.
+
+    :math:`J(\\pi_{new})` is the exact return (a linear solve under the new policy), a
+    different computation from the bounds, which use only quantities of the old policy
+    and the divergence. A valid lower bound gives 0.
+    """
+    cases = _check_cases(cases)
+    if not callable(bound_fn):
+        raise ValueError("bound_fn must be a function (mdp, pi_old, pi_new) -> float")
+    tol = _check_constant(tol, "tol")
+    return sum(
+        int(expected_return(m, new) < float(bound_fn(m, old, new)) - tol)
+        for m, old, new in cases
+    )
+
+
+def mean_advantage(mdp: TabularMDP, pi_old: Any, pi_new: Any) -> np.ndarray:
+    """:math:`\\bar A(s) = \\sum_a \\pi_{new}(a|s) A_{\\pi_{old}}(s, a)`, shape ``(S,)`` (proof of ``thm-trpo``)."""
+    pi_old = check_policy(mdp, pi_old)
+    pi_new = check_policy(mdp, pi_new)
+    return (pi_new * advantage_function(mdp, pi_old)).sum(axis=1)
+
+
+def mean_advantage_violations(
+    factor: float, cases: Sequence[Case], tol: float = 1e-12
+) -> int:
+    """Number of cases where :math:`\\max_s |\\bar A(s)| >` ``factor`` :math:`\\cdot\\, \\alpha\\varepsilon`.
+
+    The proof of ``thm-trpo`` uses ``factor`` = 2; a valid factor gives 0.
+    """
+    factor = _check_constant(factor, "factor")
+    cases = _check_cases(cases)
+    n = 0
+    for m, old, new in cases:
+        eps = float(np.abs(advantage_function(m, old)).max())
+        lhs = float(np.abs(mean_advantage(m, old, new)).max())
+        n += int(lhs > factor * max_tv(old, new) * eps + tol * max(eps, 1.0))
+    return n
+
+
+def disagreement_series(gamma: Any, alpha: Any, n_terms: int = 100_000) -> np.ndarray:
+    """:math:`\\sum_{t \\ge 0} \\gamma^t \\bigl(1 - (1 - \\alpha)^t\\bigr)` summed term by term (first ``n_terms`` terms).
+
+    The probability that coupled runs of the two policies have disagreed before time
+    :math:`t`, discounted and summed (proof of ``thm-trpo``). Summed numerically, not
+    in closed form, so that closed forms can be checked against it; the neglected tail
+    is below :math:`\\gamma^{n}/(1-\\gamma)`.
+    """
+    g = np.asarray(gamma, dtype=np.float64)
+    a = np.asarray(alpha, dtype=np.float64)
+    if np.any(~np.isfinite(g)) or np.any((g < 0) | (g >= 1)):
+        raise ValueError(f"gamma must lie in [0, 1), got {gamma!r}")
+    if np.any(~np.isfinite(a)) or np.any((a < 0) | (a > 1)):
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
+    n_terms = check_positive_int(n_terms, "n_terms")
+    g, a = np.broadcast_arrays(g, a)
+    t = np.arange(n_terms)
+    terms = g[..., None] ** t * (1.0 - (1.0 - a[..., None]) ** t)
+    return terms.sum(axis=-1)
+
+
+def series_bound_violations(
+    bound_fn: Callable[[np.ndarray, np.ndarray], Any],
+    gammas: Any,
+    alphas: Any,
+    rtol: float = 1e-9,
+) -> int:
+    """Number of ``(gamma, alpha)`` pairs where :func:`disagreement_series` exceeds ``bound_fn(gamma, alpha)``.
+
+    The proof of ``thm-trpo`` uses the bound :math:`\\alpha\\gamma / (1-\\gamma)^2`; a valid bound
+    gives 0. ``gammas`` (in [0, 1), at most 0.999 so that the sum converges quickly) and
+    ``alphas`` (in [0, 1]) are all combined.
+    """
+    g, a = np.meshgrid(
+        np.asarray(gammas, dtype=np.float64), np.asarray(alphas, dtype=np.float64)
+    )
+    if np.any(g > 0.999):
+        raise ValueError(f"gammas must be at most 0.999, got {np.max(g)}")
+    exact = disagreement_series(g, a)
+    bound = np.asarray(bound_fn(g, a), dtype=np.float64)
+    return int(np.sum(exact > bound + rtol * np.maximum(np.abs(bound), 1e-12)))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _unpack_case(z: np.ndarray, S: int, A: int) -> tuple[np.ndarray, ...]:
+    sizes = [S * A * S, S * A, S, S * A, S * A]
+    P, R, mu, old, new = np.split(z, np.cumsum(sizes)[:-1])
+    return (
+        _softmax(P.reshape(S, A, S)),
+        R.reshape(S, A),
+        _softmax(mu),
+        _softmax(old.reshape(S, A)),
+        _softmax(new.reshape(S, A)),
+    )
+
+
+def _fast_ratio(z: np.ndarray, S: int, A: int, gamma: float, form: str) -> float:
+    """(L - J) / (eps gamma D / (1 - gamma)^2), in plain numpy (the search's inner loop)."""
+    P, R, mu, old, new = _unpack_case(z, S, A)
+    eye = np.eye(S)
+
+    def values(pi: np.ndarray) -> np.ndarray:
+        return np.linalg.solve(
+            eye - gamma * np.einsum("sa,sat->st", pi, P), (pi * R).sum(1)
+        )
+
+    v_old = values(old)
+    adv = R + gamma * P @ v_old - v_old[:, None]
+    rho = np.linalg.solve((eye - gamma * np.einsum("sa,sat->st", old, P)).T, mu)
+    gap = mu @ v_old + rho @ (new * adv).sum(1) - mu @ values(new)
+    eps = np.abs(adv).max()
+    if form == "tv":
+        d = (0.5 * np.abs(old - new).sum(1).max()) ** 2
+    else:
+        d = (old * (np.log(old) - np.log(new))).sum(1).max()
+    if eps < 1e-9 or d < 1e-12:
+        return 0.0
+    return float(gap * (1 - gamma) ** 2 / (eps * gamma * d))
+
+
+def empirical_constant(cases: Sequence[Case], form: str = "tv") -> float:
+    """Smallest :math:`c` such that the bound of ``thm-trpo`` with :math:`c` in place of 4 holds on all ``cases``.
+
+    That is :math:`\\max (L_{\\pi_{old}}(\\pi_{new}) - J(\\pi_{new}))\\,(1-\\gamma)^2 / (\\varepsilon\\gamma D)`
+    with :math:`D = \\alpha^2` (``form="tv"``) or :math:`D^{\\max}_{KL}` (``form="kl"``), computed with
+    the companion's exact functions; cases with :math:`D = 0` or :math:`\\gamma = 0` are skipped.
+    """
+    if form not in ("tv", "kl"):
+        raise ValueError(f"form must be 'tv' or 'kl', got {form!r}")
+    best = 0.0
+    for m, old, new in _check_cases(cases):
+        d = max_tv(old, new) ** 2 if form == "tv" else max_kl(old, new)
+        unit = penalty_coefficient(m, old, constant=1.0) * d
+        if unit > 0:
+            best = max(best, (surrogate(m, old, new) - expected_return(m, new)) / unit)
+    return float(best)
+
+
+def near_tight_case(gamma: float, alpha: float) -> Case:
+    """A hand-built case where :math:`L - J = 4\\varepsilon\\gamma\\alpha^2` exactly (Chapter 4, "how tight").
+
+    States: a start state 0, states 1 and 2 reached from it by action 0 and 1, and an
+    absorbing state 3 with zero reward. In states 1 and 2 the rewards are :math:`+1` (action 0)
+    and :math:`-1` (action 1), so under the uniform old policy :math:`A = \\pm 1`,
+    :math:`\\varepsilon = 1` and :math:`L_{\\pi_{old}}(\\pi_{new}) = J(\\pi_{old}) = 0`. The new policy
+    moves probability ``alpha`` towards state 1 at the start, towards the bad action in
+    state 1 and towards the good action in state 2: every state has
+    :math:`D_{TV} = \\alpha`, and :math:`J(\\pi_{new}) = -4\\gamma\\alpha^2`. The ratio to the bound's
+    penalty is :math:`4(1-\\gamma)^2`, which tends to 4 as :math:`\\gamma \\to 0`.
+    """
+    g = check_gamma(gamma)
+    a = float(alpha)
+    if not (np.isfinite(a) and 0 < a <= 0.5):
+        raise ValueError(f"alpha must lie in (0, 0.5], got {alpha!r}")
+    P = np.zeros((4, 2, 4))
+    P[0, 0, 1] = P[0, 1, 2] = 1.0
+    P[1:, :, 3] = 1.0
+    R = np.zeros((4, 2))
+    R[1:3, 0], R[1:3, 1] = 1.0, -1.0
+    mdp = TabularMDP(P, R, g, np.array([1.0, 0.0, 0.0, 0.0]))
+    old = np.full((4, 2), 0.5)
+    new = np.array(
+        [[0.5 + a, 0.5 - a], [0.5 - a, 0.5 + a], [0.5 + a, 0.5 - a], [0.5, 0.5]]
+    )
+    return mdp, old, new
+
+
+def worst_case_search(
+    gamma: float,
+    n_states: int = 2,
+    n_actions: int = 2,
+    form: str = "tv",
+    n_starts: int = 4,
+    seed: int = 0,
+    max_evals: int = 3000,
+) -> list[Case]:
+    """Search MDPs and policy pairs that make the bound of ``thm-trpo`` as tight as possible.
+
+    Maximises :math:`(L - J)(1-\\gamma)^2 / (\\varepsilon\\gamma D)` over transition
+    probabilities, rewards, initial law and both policies (all through softmax or free
+    parameters) with Nelder-Mead from ``n_starts`` random starts, at a fixed ``gamma``.
+    Returns the best case of each start; :func:`empirical_constant` evaluates them with
+    the exact companion functions.
+    """
+    from scipy.optimize import minimize
+
+    g = check_gamma(gamma)
+    if g == 0:
+        raise ValueError("gamma must be positive (the bound is trivial at gamma = 0)")
+    S = check_positive_int(n_states, "n_states")
+    A = check_positive_int(n_actions, "n_actions")
+    if A < 2:
+        raise ValueError(f"n_actions must be at least 2, got {A}")
+    if form not in ("tv", "kl"):
+        raise ValueError(f"form must be 'tv' or 'kl', got {form!r}")
+    n_starts = check_positive_int(n_starts, "n_starts")
+    max_evals = check_positive_int(max_evals, "max_evals")
+    rng = np.random.default_rng(seed)
+    n = S * A * S + 3 * S * A + S
+    cases = []
+    for _ in range(n_starts):
+        res = minimize(
+            lambda z: -_fast_ratio(z, S, A, g, form),
+            2.0 * rng.normal(size=n),
+            method="Nelder-Mead",
+            options={"maxfev": max_evals, "xatol": 1e-10, "fatol": 1e-14},
+        )
+        P, R, mu, old, new = _unpack_case(res.x, S, A)
+        P = P / P.sum(-1, keepdims=True)
+        cases.append(
+            (
+                TabularMDP(P, R, g, mu / mu.sum()),
+                old / old.sum(1, keepdims=True),
+                new / new.sum(1, keepdims=True),
+            )
+        )
+    return cases
+
+
+def exact_trpo_step(
+    mdp: TabularMDP, pi_old: Any, max_kl: float | None = None, constant: float = 4.0
+) -> np.ndarray:
+    """One exact step over tabular softmax policies (Chapter 4, ``trpo-penalty``, ``trpo-constraint``).
+
+    With ``max_kl=None``, the penalty form: maximise
+    :math:`L_{\\pi_{old}}(\\pi) - C\\, D^{\\max}_{KL}(\\pi_{old}, \\pi)` with
+    :math:`C` = :func:`penalty_coefficient` (``constant`` in place of 4), written with an
+    epigraph variable :math:`t \\ge D_{KL}(\\pi_{old}(\\cdot|s) \\| \\pi(\\cdot|s))`
+    for every :math:`s`, in variables rescaled so that the optimum is of order one (the
+    optimal step is of order :math:`|g|/C`, tiny; unscaled, SLSQP stops on "positive
+    directional derivative"). Otherwise the trust region form: maximise :math:`L` subject
+    to :math:`D^{\\max}_{KL} \\le` ``max_kl``. Both are solved from :math:`\\pi_{old}` by
+    SciPy's ``trust-constr`` with exact gradients; raises ``RuntimeError`` unless the
+    solver reports success.
+    """
+    from scipy.optimize import BFGS, NonlinearConstraint, minimize
+
+    pi_old = check_policy(mdp, pi_old)
+    if np.any(pi_old <= 0):
+        raise ValueError(
+            "pi_old must put positive probability on every action (softmax parameters)"
+        )
+    if max_kl is not None and not (np.isfinite(max_kl) and max_kl > 0):
+        raise ValueError(
+            f"max_kl must be None or a finite positive number, got {max_kl!r}"
+        )
+    S, A = mdp.n_states, mdp.n_actions
+    rho, adv = visitation(mdp, pi_old), advantage_function(mdp, pi_old)
+    th0 = np.log(pi_old).ravel()
+
+    def pol(th: np.ndarray) -> np.ndarray:
+        return _softmax(th.reshape(S, A))
+
+    def kls(th: np.ndarray) -> np.ndarray:
+        p = pol(th)
+        return (pi_old * (np.log(pi_old) - np.log(np.maximum(p, 1e-300)))).sum(1)
+
+    def gain(th: np.ndarray) -> float:
+        return float(rho @ (pol(th) * adv).sum(1))
+
+    def gain_grad(
+        th: np.ndarray,
+    ) -> np.ndarray:  # d/dtheta[s, a] = rho(s) pi(a|s) (A(s,a) - Abar(s))
+        p = pol(th)
+        return (rho[:, None] * p * (adv - (p * adv).sum(1, keepdims=True))).ravel()
+
+    def kls_jac(
+        th: np.ndarray,
+    ) -> np.ndarray:  # d KL_s / d theta[s, a] = pi(a|s) - pi_old(a|s)
+        jac = np.zeros((S, S, A))
+        jac[np.arange(S), np.arange(S)] = pol(th) - pi_old
+        return jac.reshape(S, S * A)
+
+    if max_kl is None:
+        C = penalty_coefficient(mdp, pi_old, constant)
+        if C == 0:
+            raise ValueError(
+                "the penalty coefficient is 0 (no advantage): nothing to trade off"
+            )
+        # Near the optimum the step d = theta - theta_old is of order |g| / C and the
+        # objective of order |g|^2 / C^2 (in units of the KL): solve in the rescaled
+        # variables u = d / sigma, tau = t / sigma^2 with sigma = |g| / C, whose optimum is
+        # of order one (without this SLSQP stops on "positive directional derivative").
+        sigma = max(float(np.linalg.norm(gain_grad(th0))) / C, 1e-150)
+
+        def th_of(z: np.ndarray) -> np.ndarray:
+            return th0 + sigma * z[:-1]
+
+        with (
+            warnings.catch_warnings()
+        ):  # trust-constr warns that the Hessian is approximate
+            warnings.simplefilter("ignore")
+            res = minimize(
+                lambda z: z[-1] - gain(th_of(z)) / (C * sigma**2),
+                np.zeros(S * A + 1),
+                jac=lambda z: np.append(-gain_grad(th_of(z)) / (C * sigma), 1.0),
+                hess=BFGS(),
+                method="trust-constr",
+                constraints=[
+                    NonlinearConstraint(
+                        lambda z: z[-1] - kls(th_of(z)) / sigma**2,
+                        0.0,
+                        np.inf,
+                        jac=lambda z: np.hstack(
+                            [-kls_jac(th_of(z)) / sigma, np.ones((S, 1))]
+                        ),
+                        hess=BFGS(),
+                    )
+                ],
+                options={"gtol": 1e-9, "xtol": 1e-14, "maxiter": 2000},
+            )
+        theta = th_of(res.x)
+    else:
+        scale = max(float(rho @ np.abs(adv).max(1)), 1e-12)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = minimize(
+                lambda th: -gain(th) / scale,
+                th0,
+                jac=lambda th: -gain_grad(th) / scale,
+                hess=BFGS(),
+                method="trust-constr",
+                constraints=[
+                    NonlinearConstraint(
+                        lambda th: kls(th) / max_kl,
+                        -np.inf,
+                        1.0,
+                        jac=lambda th: kls_jac(th) / max_kl,
+                        hess=BFGS(),
+                    )
+                ],
+                options={"gtol": 1e-9, "xtol": 1e-14, "maxiter": 2000},
+            )
+        theta = res.x
+    if not res.success:
+        raise RuntimeError(f"trust-constr failed: {res.message}")
+    return pol(theta)
+
+
+# ------------------------------------------------------------------ numerical tools
+
+
+def conjugate_gradient(
+    Avp: Callable[[Any], Any], b: Any, n_iters: int = 10, tol: float = 1e-10
+) -> Any:
     """Approximately solve :math:`A x = b` for symmetric positive-definite :math:`A` given only ``Avp(v) = A v``.
 
     Conjugate gradient from :math:`x_0 = 0`: at most ``n_iters`` matrix-vector products,
@@ -102,8 +518,14 @@ def conjugate_gradient(Avp: Callable[[Any], Any], b: Any, n_iters: int = 10, tol
     iterations. ``b`` may be a numpy array or a torch tensor (1-D); ``x`` has its type.
     """
     n_iters = check_positive_int(n_iters, "n_iters")
+    if not callable(Avp):
+        raise ValueError("Avp must be a function v -> A v")
+    if not (np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol must be a finite non-negative number, got {tol!r}")
     if getattr(b, "ndim", None) != 1:
-        raise ValueError(f"b must be a 1-D vector, got shape {getattr(b, 'shape', None)}")
+        raise ValueError(
+            f"b must be a 1-D vector, got shape {getattr(b, 'shape', None)}"
+        )
     x = b * 0
     r = b.clone() if hasattr(b, "clone") else np.array(b, dtype=np.float64)
     p = r.clone() if hasattr(r, "clone") else r.copy()
@@ -114,7 +536,9 @@ def conjugate_gradient(Avp: Callable[[Any], Any], b: Any, n_iters: int = 10, tol
         Ap = Avp(p)
         pAp = float((p * Ap).sum())
         if pAp <= 0:
-            raise ValueError(f"conjugate_gradient needs a positive-definite A, but p^T A p = {pAp:.3g}")
+            raise ValueError(
+                f"conjugate_gradient needs a positive-definite A, but p^T A p = {pAp:.3g}"
+            )
         step = rr / pAp
         x = x + step * p
         r = r - step * Ap
@@ -128,11 +552,25 @@ def flat_grad(output: Any, params: Sequence[Any], create_graph: bool = False) ->
     """Gradient of a scalar ``output`` with respect to ``params``, concatenated into one vector."""
     import torch
 
-    grads = torch.autograd.grad(output, list(params), create_graph=create_graph, allow_unused=True)
-    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
+    params = list(params)
+    if not params:
+        raise ValueError("params must contain at least one tensor")
+    if not isinstance(output, torch.Tensor) or output.numel() != 1:
+        raise ValueError("output must be a scalar tensor")
+    grads = torch.autograd.grad(
+        output, params, create_graph=create_graph, allow_unused=True
+    )
+    return torch.cat(
+        [
+            (g if g is not None else torch.zeros_like(p)).reshape(-1)
+            for g, p in zip(grads, params)
+        ]
+    )
 
 
-def fisher_vector_product(kl_fn: Callable[[], Any], params: Sequence[Any], v: Any, damping: float = 0.0) -> Any:
+def fisher_vector_product(
+    kl_fn: Callable[[], Any], params: Sequence[Any], v: Any, damping: float = 0.0
+) -> Any:
     """:math:`(F + \\text{damping}\\, I) v`, with :math:`F` the Hessian of the mean KL at the current parameters.
 
     ``kl_fn()`` must return the mean :math:`D_{KL}(\\pi_{old} \\| \\pi_\\theta)` over a batch of states,
@@ -141,17 +579,68 @@ def fisher_vector_product(kl_fn: Callable[[], Any], params: Sequence[Any], v: An
     (Chapter 4, eq. ``fisher-hessian``). Computed by double backpropagation,
     :math:`\\nabla_\\theta (\\nabla_\\theta \\mathrm{KL} \\cdot v)`, without ever forming :math:`F`.
     """
-    import torch
-
     params = list(params)
+    if not callable(kl_fn):
+        raise ValueError("kl_fn must be a function returning the mean KL")
+    if not hasattr(v, "numel"):
+        raise ValueError(f"v must be a torch vector, got {type(v).__name__}")
     n = sum(p.numel() for p in params)
     if v.ndim != 1 or v.numel() != n:
-        raise ValueError(f"v must be a vector of length {n} (the number of parameters), got shape {tuple(v.shape)}")
+        raise ValueError(
+            f"v must be a vector of length {n} (the number of parameters), got shape {tuple(v.shape)}"
+        )
     if damping < 0:
         raise ValueError(f"damping must be non-negative, got {damping}")
     grad_kl = flat_grad(kl_fn(), params, create_graph=True)
     hvp = flat_grad((grad_kl * v.detach()).sum(), params)
     return hvp + damping * v if damping else hvp
+
+
+def full_step(x: Any, Fx: Any, max_kl: float) -> Any:
+    """The TRPO full step :math:`s = \\sqrt{2\\delta / x^\\top F x}\\; x` (Chapter 4, eq. ``natural-step``).
+
+    ``x`` is the search direction (approximately :math:`F^{-1} g`) and ``Fx`` the product
+    :math:`F x`; the step is the largest multiple of :math:`x` whose quadratic model of
+    the KL, :math:`\\frac12 s^\\top F s`, equals ``max_kl`` :math:`= \\delta`. Works on numpy
+    arrays and torch tensors (1-D, same shape).
+    """
+    if (
+        getattr(x, "ndim", None) != 1
+        or getattr(Fx, "ndim", None) != 1
+        or tuple(x.shape) != tuple(Fx.shape)
+    ):
+        raise ValueError(
+            f"x and Fx must be 1-D vectors of the same shape, got "
+            f"{getattr(x, 'shape', None)} and {getattr(Fx, 'shape', None)}"
+        )
+    delta = float(max_kl)
+    if not (np.isfinite(delta) and delta > 0):
+        raise ValueError(f"max_kl must be a finite positive number, got {max_kl!r}")
+    xFx = float((x * Fx).sum())
+    if not (np.isfinite(xFx) and xFx > 0):
+        raise ValueError(
+            f"x^T F x must be positive (F positive-definite, x non-zero), got {xFx:.3g}"
+        )
+    return float(np.sqrt(2.0 * delta / xFx)) * x
+
+
+def quadratic_kl_error(
+    step_fn: Callable[[Any, Any, float], Any], F: Any, x: Any, max_kl: float
+) -> float:
+    """Relative error :math:`|\\frac12 s^\\top F s - \\delta| / \\delta` of ``s = step_fn(x, F @ x, max_kl)``.
+
+    The product :math:`F x` and the quadratic form are computed here with the explicit
+    matrix ``F`` (a numpy array), so a step rule with a wrong factor (for example
+    :math:`\\sqrt{\\delta / x^\\top F x}`) gives an error far from 0.
+    """
+    F = np.asarray(F, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    if F.ndim != 2 or F.shape[0] != F.shape[1] or x.shape != (F.shape[0],):
+        raise ValueError(
+            f"F must be square and x a matching vector, got {F.shape} and {x.shape}"
+        )
+    s = np.asarray(step_fn(x, F @ x, max_kl), dtype=np.float64)
+    return float(abs(0.5 * s @ F @ s - max_kl) / max_kl)
 
 
 def backtracking_line_search(
@@ -169,8 +658,14 @@ def backtracking_line_search(
     ``constraint`` at most ``max_constraint``. Returns ``(new_x, fraction)`` with
     ``fraction`` = :math:`\\beta^k`, or ``(x, 0.0)`` if no tried point is acceptable.
     """
+    if not callable(objective) or not callable(constraint):
+        raise ValueError("objective and constraint must be functions of x")
     if not 0 < shrink < 1:
         raise ValueError(f"shrink must lie in (0, 1), got {shrink}")
+    if not (np.isfinite(max_constraint) and max_constraint >= 0):
+        raise ValueError(
+            f"max_constraint must be a finite non-negative number, got {max_constraint!r}"
+        )
     max_backtracks = check_positive_int(max_backtracks, "max_backtracks")
     f0 = objective(x)
     fraction = 1.0
@@ -182,7 +677,7 @@ def backtracking_line_search(
     return x, 0.0
 
 
-# ----------------------------------------------------------------------------- the learner
+# ---------------------------------------------------------------------- the learner
 
 
 @dataclass
@@ -218,19 +713,73 @@ class TRPOConfig:
     device: str = "cpu"
     """torch device."""
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.env_id, str) or not self.env_id:
+            raise ValueError(f"env_id must be a non-empty string, got {self.env_id!r}")
+        for name in (
+            "num_envs",
+            "n_steps",
+            "n_updates",
+            "cg_iters",
+            "vf_epochs",
+            "vf_minibatches",
+        ):
+            check_positive_int(getattr(self, name), name)
+        for name in ("max_kl", "vf_lr"):
+            v = getattr(self, name)
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not (np.isfinite(v) and v > 0)
+            ):
+                raise ValueError(f"{name} must be a finite positive number, got {v!r}")
+        check_gamma(self.gamma)
+        lam = self.gae_lambda
+        if (
+            isinstance(lam, bool)
+            or not isinstance(lam, (int, float))
+            or not 0 <= lam <= 1
+        ):
+            raise ValueError(f"gae_lambda must lie in [0, 1], got {lam!r}")
+        d = self.damping
+        if (
+            isinstance(d, bool)
+            or not isinstance(d, (int, float))
+            or not (np.isfinite(d) and d >= 0)
+        ):
+            raise ValueError(f"damping must be a finite non-negative number, got {d!r}")
+        if not isinstance(self.hidden, tuple) or not self.hidden:
+            raise ValueError(
+                f"hidden must be a non-empty tuple of layer widths, got {self.hidden!r}"
+            )
+        for width in self.hidden:
+            check_positive_int(width, "hidden")
+        if self.vf_minibatches > self.num_envs * self.n_steps:
+            raise ValueError(
+                f"vf_minibatches must be at most num_envs * n_steps = "
+                f"{self.num_envs * self.n_steps}, got {self.vf_minibatches}"
+            )
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device must be a torch device name, got {self.device!r}")
+
 
 @dataclass
 class TRPOHistory:
-    """One entry per update."""
+    """One entry per update (``fresh_kl``: one per update but the last)."""
 
     env_steps: list[int] = field(default_factory=list)
     mean_return: list[float] = field(default_factory=list)
     kl: list[float] = field(default_factory=list)
+    """Mean KL(old || new) on the batch the line search used (at most ``max_kl`` by construction)."""
+    fresh_kl: list[float] = field(default_factory=list)
+    """Mean KL(old || new) on the states of the *next* rollout, which the update never saw."""
     step_fraction: list[float] = field(default_factory=list)
     surrogate_gain: list[float] = field(default_factory=list)
 
 
-def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tuple[Any, Any, TRPOHistory]:
+def train_trpo(
+    config: TRPOConfig, seed: int = 0, progress: bool = True
+) -> tuple[Any, Any, TRPOHistory]:
     """Train a categorical MLP policy with TRPO; returns ``(policy, value_net, history)``.
 
     Each update (Chapter 4, "TRPO, the algorithm"): collect ``num_envs * n_steps`` steps;
@@ -240,6 +789,8 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
     the full step :math:`\\sqrt{2\\delta / x^\\top F x}\\, x`; a backtracking line search that
     requires the mean KL to stay below :math:`\\delta` and :math:`L` to improve; then a few
     epochs of Adam on the value network's squared error to the TD(:math:`\\lambda`) returns.
+    ``history.fresh_kl`` records the mean KL between consecutive policies on the states of
+    the next rollout, which the line search never saw.
     """
     import gymnasium as gym
     import torch
@@ -249,13 +800,16 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
     from companion.nets import mlp
     from companion.rollout import RolloutCollector, make_vector_env
 
-    if not config.max_kl > 0:
-        raise ValueError(f"max_kl must be positive, got {config.max_kl}")
-    check_positive_int(config.n_updates, "n_updates")
+    if not isinstance(config, TRPOConfig):
+        raise ValueError(f"config must be a TRPOConfig, got {type(config).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     torch.manual_seed(seed)
     envs = make_vector_env(config.env_id, config.num_envs, seed)
     if not isinstance(envs.single_action_space, gym.spaces.Discrete):
-        raise ValueError(f"{config.env_id} must have a Discrete action space for this learner")
+        raise ValueError(
+            f"{config.env_id} must have a Discrete action space for this learner"
+        )
     obs_dim = int(np.prod(envs.single_observation_space.shape))
     n_actions = int(envs.single_action_space.n)
     dev = config.device
@@ -270,7 +824,9 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
         a = torch.multinomial(logp_all.exp(), 1, generator=gen).squeeze(1)
         return a, logp_all.gather(1, a[:, None]).squeeze(1)
 
-    collector = RolloutCollector(envs, act, lambda o: value_net(o).squeeze(-1), seed, dev)
+    collector = RolloutCollector(
+        envs, act, lambda o: value_net(o).squeeze(-1), seed, dev
+    )
     history = TRPOHistory()
     recent: list[float] = []
 
@@ -283,19 +839,43 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
             p.data.copy_(x[i : i + p.numel()].view_as(p))
             i += p.numel()
 
+    prev_theta: Any = None  # the previous policy, to measure the step on fresh states
+    theta_current: Any = None
     for _ in tqdm(range(config.n_updates), desc="TRPO", disable=not progress):
         ro = collector.collect(config.n_steps)
-        adv = gae(ro.rewards, ro.values, ro.next_values, ro.terminated, ro.truncated, config.gamma, config.gae_lambda)
+        adv = gae(
+            ro.rewards,
+            ro.values,
+            ro.next_values,
+            ro.terminated,
+            ro.truncated,
+            config.gamma,
+            config.gae_lambda,
+        )
         returns = adv + ro.values
         m = ro.valid.reshape(-1)
         obs, actions = ro.obs.reshape(-1, obs_dim)[m], ro.actions.reshape(-1)[m]
-        logp_old, adv, returns = ro.logp.reshape(-1)[m], adv.reshape(-1)[m], returns.reshape(-1)[m]
+        logp_old, adv, returns = (
+            ro.logp.reshape(-1)[m],
+            adv.reshape(-1)[m],
+            returns.reshape(-1)[m],
+        )
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         with torch.no_grad():
             logp_all_old = torch.log_softmax(policy(obs), -1)
+            if prev_theta is not None:  # KL(previous || current) on states it never saw
+                set_flat(prev_theta)
+                logp_prev = torch.log_softmax(policy(obs), -1)
+                set_flat(theta_current)
+                kl_fresh = (logp_prev.exp() * (logp_prev - logp_all_old)).sum(-1).mean()
+                history.fresh_kl.append(float(kl_fresh))
 
         def surrogate_loss() -> Any:
-            logp = torch.log_softmax(policy(obs), -1).gather(1, actions[:, None]).squeeze(1)
+            logp = (
+                torch.log_softmax(policy(obs), -1)
+                .gather(1, actions[:, None])
+                .squeeze(1)
+            )
             return (torch.exp(logp - logp_old) * adv).mean()
 
         def mean_kl() -> Any:
@@ -303,10 +883,15 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
             return (logp_all_old.exp() * (logp_all_old - logp_all)).sum(-1).mean()
 
         g = flat_grad(surrogate_loss(), params)
-        x = conjugate_gradient(lambda v: fisher_vector_product(mean_kl, params, v, config.damping), g, config.cg_iters)
-        xFx = float((x * fisher_vector_product(mean_kl, params, x, config.damping)).sum())
-        full_step = np.sqrt(2 * config.max_kl / max(xFx, 1e-12)) * x
+        x = conjugate_gradient(
+            lambda v: fisher_vector_product(mean_kl, params, v, config.damping),
+            g,
+            config.cg_iters,
+        )
+        Fx = fisher_vector_product(mean_kl, params, x, config.damping)
+        step = full_step(x, Fx, config.max_kl) if float((x * Fx).sum()) > 0 else x * 0
         theta_old = get_flat()
+        prev_theta = theta_old
         with torch.no_grad():
             L_old = float(surrogate_loss())
 
@@ -316,10 +901,14 @@ def train_trpo(config: TRPOConfig, seed: int = 0, progress: bool = True) -> tupl
                 return float(fn())
 
         theta_new, fraction = backtracking_line_search(
-            lambda th: evaluate(th, surrogate_loss), lambda th: evaluate(th, mean_kl),
-            theta_old, full_step, config.max_kl,
+            lambda th: evaluate(th, surrogate_loss),
+            lambda th: evaluate(th, mean_kl),
+            theta_old,
+            step,
+            config.max_kl,
         )
         set_flat(theta_new)
+        theta_current = theta_new
         with torch.no_grad():
             kl_now, L_new = float(mean_kl()), float(surrogate_loss())
 

@@ -1,0 +1,131 @@
+"""The checks of Chapter 4 (TRPO) can fail: each wrong version is rejected by the same
+companion function the chapter calls, and the right version passes."""
+
+import numpy as np
+import pytest
+
+from companion import mdp as M
+from companion import trpo
+from companion.cpi import surrogate
+from companion.pg import softmax_policy
+
+
+def _random_cases(n=60, seed=0):
+    cases = []
+    for i in range(n):
+        rng = np.random.default_rng(seed + i)
+        m = M.random_mdp(4, 3, gamma=float(rng.uniform(0.5, 0.99)), seed=seed + i)
+        old = M.random_policy(4, 3, seed=1000 + seed + i)
+        new = softmax_policy(
+            np.log(old) + rng.uniform(0.01, 3.0) * rng.normal(size=(4, 3))
+        )
+        cases.append((m, old, new))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def worst_09():
+    """Cases from the worst-case search at gamma = 0.9 (where a wrong power shows)."""
+    return trpo.worst_case_search(0.9, 2, 2, "tv", n_starts=3, seed=0, max_evals=2000)
+
+
+def test_right_bounds_hold_on_random_hand_built_and_searched_cases(worst_09):
+    cases = (
+        _random_cases()
+        + [trpo.near_tight_case(g, 0.3) for g in (0.01, 0.5, 0.9)]
+        + worst_09
+    )
+    assert trpo.bound_violations(trpo.trpo_lower_bound, cases) == 0
+    assert trpo.bound_violations(trpo.trpo_kl_lower_bound, cases) == 0
+
+
+def test_random_cases_cannot_tell_the_constant_but_the_hand_built_case_can():
+    random = _random_cases()
+    # the weakness the review found: on random MDPs a much smaller constant passes too
+    assert (
+        trpo.bound_violations(
+            lambda m, a, b: trpo.trpo_lower_bound(m, a, b, 0.26), random
+        )
+        == 0
+    )
+    tight = [trpo.near_tight_case(0.01, 0.3)]
+    assert trpo.empirical_constant(tight) == pytest.approx(4 * 0.99**2)
+    for wrong in (2.0, 3.8):  # a halved constant, and one just below 4 (1 - gamma)^2
+        bound = lambda m, a, b, c=wrong: trpo.trpo_lower_bound(m, a, b, c)  # noqa: E731
+        assert trpo.bound_violations(bound, tight) == 1
+    kl_wrong = lambda m, a, b: trpo.trpo_kl_lower_bound(m, a, b, 1.0)  # noqa: E731
+    assert trpo.bound_violations(kl_wrong, tight) == 1
+
+
+def test_a_constant_below_the_searched_worst_case_is_rejected(worst_09):
+    c = trpo.empirical_constant(worst_09)
+    assert 0.4 < c <= 4.0
+    below = lambda m, a, b: trpo.trpo_lower_bound(m, a, b, 0.9 * c)  # noqa: E731
+    assert trpo.bound_violations(below, worst_09) >= 1
+
+
+def test_the_wrong_power_of_one_minus_gamma_is_rejected(worst_09):
+    def wrong_power(
+        m, old, new
+    ):  # 4 eps gamma / (1 - gamma) instead of / (1 - gamma)^2
+        eps = np.abs(M.advantage_function(m, old)).max()
+        return (
+            surrogate(m, old, new)
+            - 4 * eps * m.gamma / (1 - m.gamma) * trpo.max_tv(old, new) ** 2
+        )
+
+    assert trpo.bound_violations(wrong_power, worst_09) >= 1
+
+
+def test_mean_advantage_bound_factor_two_not_one():
+    cases = _random_cases() + [trpo.near_tight_case(0.5, a) for a in (0.05, 0.3)]
+    assert trpo.mean_advantage_violations(2.0, cases) == 0
+    assert (
+        trpo.mean_advantage_violations(1.0, cases) >= 2
+    )  # the hand-built case attains 2
+    assert trpo.mean_advantage_violations(1.99, cases) >= 2
+
+
+def test_series_closed_form_and_its_bound():
+    gammas, alphas = np.linspace(0.05, 0.99, 12), np.linspace(0.01, 1.0, 12)
+    closed = lambda g, a: a * g / ((1 - g) * (1 - g * (1 - a)))  # noqa: E731
+    exact = trpo.disagreement_series(*np.meshgrid(gammas, alphas))
+    assert np.allclose(exact, closed(*np.meshgrid(gammas, alphas)), rtol=1e-9)
+    assert (
+        trpo.series_bound_violations(lambda g, a: a * g / (1 - g) ** 2, gammas, alphas)
+        == 0
+    )
+    assert trpo.series_bound_violations(closed, gammas, alphas) == 0
+    for wrong in (
+        lambda g, a: a * g / (1 - g),  # wrong power of (1 - gamma)
+        lambda g, a: a**2 * g / (1 - g) ** 2,  # alpha squared instead of alpha
+        lambda g, a: a * g / (2 * (1 - g) ** 2),  # a halved constant
+    ):
+        assert trpo.series_bound_violations(wrong, gammas, alphas) > 0
+
+
+def test_full_step_missing_factor_two_is_rejected():
+    rng = np.random.default_rng(0)
+    B = rng.normal(size=(5, 5))
+    F = B @ B.T + 0.1 * np.eye(5)
+    x = rng.normal(size=5)
+    assert trpo.quadratic_kl_error(trpo.full_step, F, x, 0.01) < 1e-12
+    wrong = lambda x, Fx, d: np.sqrt(d / (x @ Fx)) * x  # noqa: E731
+    assert trpo.quadratic_kl_error(wrong, F, x, 0.01) == pytest.approx(0.5)
+    squared = lambda x, Fx, d: 2 * d / (x @ Fx) * x  # noqa: E731  forgot the square root
+    assert trpo.quadratic_kl_error(squared, F, x, 0.01) > 0.1
+
+
+def test_penalty_step_never_decreases_the_bound_and_reports_success():
+    river = M.river_swim(6, gamma=0.95)
+    pi = M.uniform_policy(river)
+    for _ in range(5):
+        new = trpo.exact_trpo_step(river, pi)
+        assert (
+            trpo.trpo_kl_lower_bound(river, pi, new)
+            >= M.expected_return(river, pi) - 1e-12
+        )
+        assert M.expected_return(river, new) >= M.expected_return(river, pi) - 1e-12
+        pi = new
+    new = trpo.exact_trpo_step(river, pi, max_kl=0.05)
+    assert trpo.max_kl(pi, new) <= 0.05 * (1 + 1e-6)
