@@ -3,27 +3,41 @@
 GRPO drops PPO's critic: for each prompt it samples a *group* of ``G`` outputs, scores
 them with a verifiable reward, and uses each output's reward normalised within its group
 as the advantage of every one of its tokens. This module holds only the pure pieces:
-group advantages, the k3 KL estimator and the loss with its aggregation variants. The
-chapter's experiment (a toy task, its policy and trainers) is in
-:mod:`companion.digit_sum`.
+group advantages, the k3 KL estimator (and what its gradient estimates), and the loss
+with its aggregation variants. The chapter's experiment (a toy task, its policy and
+trainers) is in :mod:`companion.digit_sum`.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from companion._validate import check_positive_int
+from companion._validate import check_distribution, check_positive_int
 
 __all__ = [
     "group_advantages",
     "kl_k3",
+    "KL_DIRECTIONS",
+    "k3_gradient_expectation",
+    "kl_gradient",
+    "k3_gradient_matches",
     "LOSS_TYPES",
     "grpo_loss",
+    "aggregation_weights",
+    "aggregation_weights_match",
 ]
 
-LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
+LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo")
+KL_DIRECTIONS = ("pi||ref", "ref||pi")
+
+
+def _check_eps(eps: Any) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps <= 0:
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+    return float(eps)
 
 
 def group_advantages(rewards: Any, scale: bool = True, eps: float = 1e-4) -> Any:
@@ -35,12 +49,15 @@ def group_advantages(rewards: Any, scale: bool = True, eps: float = 1e-4) -> Any
     standard deviation 1 (up to ``eps``). A group whose rewards are all equal gets zero
     advantages: it carries no learning signal. ``scale=False`` gives the Dr. GRPO form
     :math:`r_i - \\operatorname{mean}(r)`. numpy in, numpy out; torch in, torch out.
+    ``eps`` must be positive (an all-equal group would otherwise give 0/0).
     """
-    is_torch = type(rewards).__module__.startswith("torch")
-    if is_torch:
+    eps = _check_eps(eps)
+    if not isinstance(scale, (bool, np.bool_)):
+        raise ValueError(f"scale must be a bool, got {scale!r}")
+    if type(rewards).__module__.startswith("torch"):
         import torch
 
-        r = rewards.to(torch.float64) if not rewards.is_floating_point() else rewards
+        r = rewards if rewards.is_floating_point() else rewards.to(torch.float64)
         if r.ndim != 2 or r.shape[1] < 2:
             raise ValueError(f"rewards must have shape (n_prompts, G) with G >= 2, got {tuple(r.shape)}")
         if not torch.all(torch.isfinite(r)):
@@ -52,8 +69,6 @@ def group_advantages(rewards: Any, scale: bool = True, eps: float = 1e-4) -> Any
         raise ValueError(f"rewards must have shape (n_prompts, G) with G >= 2, got {r.shape}")
     if not np.all(np.isfinite(r)):
         raise ValueError("rewards contain NaN or inf")
-    if not eps > 0:
-        raise ValueError(f"eps must be positive, got {eps}")
     centred = r - r.mean(axis=1, keepdims=True)
     return centred / (r.std(axis=1, ddof=1, keepdims=True) + eps) if scale else centred
 
@@ -61,16 +76,115 @@ def group_advantages(rewards: Any, scale: bool = True, eps: float = 1e-4) -> Any
 def kl_k3(logp: Any, logp_ref: Any) -> Any:
     """Per-token k3 estimator of :math:`D_{KL}(\\pi \\| \\pi_{ref})` from tokens sampled from :math:`\\pi`.
 
-    :math:`\\exp(\\log\\pi_{ref} - \\log\\pi) - (\\log\\pi_{ref} - \\log\\pi) - 1`: unbiased, because
-    :math:`\\mathbb E_\\pi[\\pi_{ref}/\\pi] = 1`, and non-negative, because :math:`x - 1 - \\log x \\ge 0`
-    (Chapter 7, eq. ``k3``). Works on numpy arrays and torch tensors of equal shape.
+    :math:`x - \\log x - 1` with :math:`x = \\pi_{ref}/\\pi` at the sampled token
+    (Schulman 2020, "Approximating KL divergence"): its *value* is unbiased, because
+    :math:`\\mathbb E_\\pi[\\pi_{ref}/\\pi] = 1`, and non-negative, because
+    :math:`x - 1 - \\log x \\ge 0` (Chapter 7, eq. ``k3``). Its *gradient* is another
+    matter: see :func:`k3_gradient_expectation`. Works on numpy arrays and torch tensors
+    of equal shape.
     """
     if getattr(logp, "shape", None) != getattr(logp_ref, "shape", None):
-        raise ValueError(f"logp and logp_ref must have the same shape, got {getattr(logp, 'shape', None)} "
-                         f"and {getattr(logp_ref, 'shape', None)}")
+        raise ValueError(
+            f"logp and logp_ref must have the same shape, got {getattr(logp, 'shape', None)} "
+            f"and {getattr(logp_ref, 'shape', None)}"
+        )
     d = logp_ref - logp
     exp = d.exp() if hasattr(d, "exp") and not isinstance(d, np.ndarray) else np.exp(d)
     return exp - d - 1
+
+
+def _logits(x: Any, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 1 or arr.size < 2 or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be a finite 1-D array of at least 2 logits, got {arr!r}")
+    return arr
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def k3_gradient_expectation(logits: Any, ref_logits: Any, sampling_probs: Any = None) -> np.ndarray:
+    """Expected gradient, w.r.t. ``logits``, of the k3 penalty differentiated at sampled tokens.
+
+    For a categorical policy :math:`\\pi = \\operatorname{softmax}(z)` and reference
+    :math:`\\pi_{ref}`, a loss that adds :math:`\\mathrm{k3}(o)` at tokens
+    :math:`o \\sim \\mu` and back-propagates through it has expected gradient
+    :math:`\\nabla_z \\sum_o \\mu(o)\\, \\mathrm{k3}_z(o)` with the sampling weights
+    :math:`\\mu` *held fixed* (sampling is not differentiated). This computes that sum
+    exactly with torch autograd, with :math:`\\mu = \\pi` detached (on-policy, the
+    default) or :math:`\\mu` = ``sampling_probs`` (tokens from an older policy, as in the
+    second and later inner steps of GRPO). Compare with :func:`kl_gradient`.
+    """
+    import torch
+
+    z0 = _logits(logits, "logits")
+    zr = _logits(ref_logits, "ref_logits")
+    if zr.shape != z0.shape:
+        raise ValueError(f"ref_logits must have shape {z0.shape}, got {zr.shape}")
+    z = torch.tensor(z0, requires_grad=True)
+    logp = torch.log_softmax(z, 0)
+    logp_ref = torch.log_softmax(torch.tensor(zr), 0)
+    if sampling_probs is None:
+        weights = logp.exp().detach()
+    else:
+        weights = torch.tensor(check_distribution(sampling_probs, "sampling_probs", shape=z0.shape))
+    (weights * kl_k3(logp, logp_ref)).sum().backward()
+    return z.grad.numpy().copy()
+
+
+def kl_gradient(logits: Any, ref_logits: Any, direction: str) -> np.ndarray:
+    """Exact gradient w.r.t. ``logits`` of a KL between :math:`\\pi = \\operatorname{softmax}(z)` and :math:`\\pi_{ref}`.
+
+    Closed forms (no autograd), with :math:`p = \\pi`, :math:`q = \\pi_{ref}`:
+
+    * ``"pi||ref"``: :math:`\\partial_{z_j} D_{KL}(p \\| q) = p_j(\\log(p_j/q_j) - D_{KL}(p \\| q))`;
+    * ``"ref||pi"``: :math:`\\partial_{z_j} D_{KL}(q \\| p) = p_j - q_j`.
+    """
+    if direction not in KL_DIRECTIONS:
+        raise ValueError(f"direction must be one of {KL_DIRECTIONS}, got {direction!r}")
+    z = _logits(logits, "logits")
+    zr = _logits(ref_logits, "ref_logits")
+    if zr.shape != z.shape:
+        raise ValueError(f"ref_logits must have shape {z.shape}, got {zr.shape}")
+    p, q = _softmax(z), _softmax(zr)
+    if direction == "ref||pi":
+        return p - q
+    log_ratio = np.log(p) - np.log(q)
+    return p * (log_ratio - p @ log_ratio)
+
+
+def k3_gradient_matches(
+    logits: Any, ref_logits: Any, direction: str, sampling_probs: Any = None, rtol: float = 1e-8
+) -> bool:
+    """Whether the expected gradient of the sampled k3 penalty equals the exact gradient of a KL.
+
+    ``direction`` is the claim: ``"pi||ref"`` (the KL whose value k3 estimates) or
+    ``"ref||pi"``. True when :func:`k3_gradient_expectation` and :func:`kl_gradient` agree
+    to ``rtol`` relative to the larger gradient's norm. The chapter calls it with both
+    claims; a test feeds the wrong one.
+    """
+    g = k3_gradient_expectation(logits, ref_logits, sampling_probs)
+    exact = kl_gradient(logits, ref_logits, direction)
+    scale = max(np.linalg.norm(g), np.linalg.norm(exact), 1e-12)
+    return bool(np.linalg.norm(g - exact) <= rtol * scale)
+
+
+def _check_clip_eps(clip_eps: Any) -> float | None:
+    if clip_eps is None:
+        return None
+    if isinstance(clip_eps, bool) or not isinstance(clip_eps, (int, float)):
+        raise ValueError(f"clip_eps must be a positive number or None, got {clip_eps!r}")
+    if not math.isfinite(clip_eps) or clip_eps <= 0:
+        raise ValueError(f"clip_eps must be positive and finite (or None: no clipping), got {clip_eps}")
+    return float(clip_eps)
+
+
+def _check_beta(beta: Any) -> float:
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta < 0:
+        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    return float(beta)
 
 
 def grpo_loss(
@@ -79,10 +193,11 @@ def grpo_loss(
     logp_ref: Any,
     advantages: Any,
     mask: Any,
-    clip_eps: float = 0.2,
+    clip_eps: float | None = 0.2,
     beta: float = 0.04,
     loss_type: str = "grpo",
-    max_len: int | None = None,
+    max_completion_length: int | None = None,
+    group_size: int | None = None,
 ) -> Any:
     """The GRPO loss to *minimise*, for a batch of ``B`` sampled outputs of up to ``T`` tokens (torch).
 
@@ -91,16 +206,26 @@ def grpo_loss(
     .. math::
 
         \\ell_{i,t} = \\min(r_{i,t} \\hat A_i, \\operatorname{clip}(r_{i,t}, 1-\\epsilon, 1+\\epsilon)\\hat A_i)
-                     - \\beta\\, \\mathrm{k3}_{i,t},
+                     - \\beta\\, \\mathrm{k3}_{i,t}
 
-    and the loss is minus an average of :math:`\\ell` over the valid tokens (``mask``):
+    (``clip_eps=None``: no clipping, :math:`\\ell = r \\hat A - \\beta\\,\\mathrm{k3}`), and the
+    loss is minus an average of :math:`\\ell` over the valid tokens (``mask``, entries 0
+    or 1), with :math:`|o_i|` the number of valid tokens of output :math:`i`:
 
-    * ``"grpo"`` (DeepSeekMath): mean over each output's tokens, then over outputs,
-      :math:`\\frac1B \\sum_i \\frac{1}{|o_i|} \\sum_t \\ell_{i,t}`;
-    * ``"dapo"``: one mean over all tokens of the batch, :math:`\\sum_{i,t} \\ell_{i,t} / \\sum_i |o_i|`;
-    * ``"dr_grpo"``: a sum over tokens divided by a constant, :math:`\\frac{1}{B\\, L_{\\max}} \\sum_{i,t} \\ell_{i,t}`
-      with :math:`L_{\\max}` = ``max_len`` (default ``T``); use it with unscaled advantages
-      (``group_advantages(..., scale=False)``).
+    * ``"grpo"`` (DeepSeekMath, Chapter 7 eq. ``grpo-objective``): mean over each
+      output's tokens, then over outputs, :math:`\\frac1B \\sum_i \\frac{1}{|o_i|} \\sum_t \\ell_{i,t}`;
+    * ``"dapo"`` (Yu et al. 2025, the equation of :math:`\\mathcal J_{DAPO}`): a token
+      mean *within each group* of ``group_size`` consecutive outputs,
+      :math:`\\sum_{i \\in g,t} \\ell_{i,t} / \\sum_{i \\in g} |o_i|`, then a mean over the
+      groups (the expectation over prompts);
+    * ``"bnpo"``: one token mean over the whole batch, :math:`\\sum_{i,t} \\ell_{i,t} / \\sum_i |o_i|`
+      (TRL's ``"bnpo"``; TRL's ``"dapo"`` is the same mean taken over the global,
+      accumulated batch). With one group per batch it equals ``"dapo"``;
+    * ``"dr_grpo"`` (Liu et al. 2025): a sum over tokens divided by a constant,
+      :math:`\\frac{1}{B\\, L_{\\max}} \\sum_{i,t} \\ell_{i,t}`, with :math:`L_{\\max}` =
+      ``max_completion_length``, the generation limit (as TRL uses), which is required:
+      the padded width ``T`` of a batch changes from batch to batch. Use it with
+      unscaled advantages (``group_advantages(..., scale=False)``).
 
     Shapes: ``logp``, ``logp_old``, ``logp_ref``, ``mask`` are ``(B, T)``; ``advantages`` is
     ``(B,)`` (one per output, broadcast to its tokens) or ``(B, T)``.
@@ -109,30 +234,89 @@ def grpo_loss(
 
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+    clip_eps = _check_clip_eps(clip_eps)
+    beta = _check_beta(beta)
+    if logp.ndim != 2:
+        raise ValueError(f"logp must have shape (B, T), got {tuple(logp.shape)}")
     for name, x in (("logp_old", logp_old), ("logp_ref", logp_ref), ("mask", mask)):
         if x.shape != logp.shape:
             raise ValueError(f"{name} must have the shape of logp {tuple(logp.shape)}, got {tuple(x.shape)}")
-    if logp.ndim != 2:
-        raise ValueError(f"logp must have shape (B, T), got {tuple(logp.shape)}")
+    B, T = logp.shape
     adv = advantages[:, None] if advantages.ndim == 1 else advantages
-    if adv.shape[0] != logp.shape[0] or adv.shape[1] not in (1, logp.shape[1]):
-        raise ValueError(f"advantages must have shape (B,) or (B, T) with B={logp.shape[0]}, got {tuple(advantages.shape)}")
-    if not clip_eps > 0 or beta < 0:
-        raise ValueError(f"need clip_eps > 0 and beta >= 0, got {clip_eps} and {beta}")
+    if adv.ndim != 2 or adv.shape[0] != B or adv.shape[1] not in (1, T):
+        raise ValueError(f"advantages must have shape (B,) or (B, T) with B={B}, got {tuple(advantages.shape)}")
+    for name, x in (("logp", logp), ("logp_old", logp_old), ("logp_ref", logp_ref), ("advantages", adv)):
+        if not torch.all(torch.isfinite(x)):
+            raise ValueError(f"{name} contains NaN or inf")
+    if not torch.all((mask == 0) | (mask == 1)):
+        raise ValueError("mask must contain only 0 and 1 (valid token or padding)")
     m = mask.to(logp.dtype)
     lengths = m.sum(1)
     if torch.any(lengths == 0):
         raise ValueError("every output must have at least one valid token in mask")
+    if loss_type == "dr_grpo":
+        if max_completion_length is None:
+            raise ValueError("loss_type 'dr_grpo' needs max_completion_length (the generation limit)")
+        L = check_positive_int(max_completion_length, "max_completion_length")
+        if L < T:
+            raise ValueError(f"max_completion_length ({L}) is below the padded width of the batch ({T})")
+    if loss_type == "dapo":
+        if group_size is None:
+            raise ValueError("loss_type 'dapo' needs group_size (outputs per prompt)")
+        G = check_positive_int(group_size, "group_size")
+        if B % G:
+            raise ValueError(f"group_size ({G}) must divide the number of outputs ({B})")
     ratio = torch.exp(logp - logp_old)
-    per_token = torch.minimum(ratio * adv, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
+    if clip_eps is None:
+        per_token = ratio * adv
+    else:
+        per_token = torch.minimum(ratio * adv, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
     if beta:
         per_token = per_token - beta * kl_k3(logp, logp_ref)
     per_token = per_token * m
     if loss_type == "grpo":
         objective = (per_token.sum(1) / lengths).mean()
-    elif loss_type == "dapo":
+    elif loss_type == "bnpo":
         objective = per_token.sum() / lengths.sum()
+    elif loss_type == "dapo":
+        per_group = per_token.sum(1).reshape(-1, G).sum(1) / lengths.reshape(-1, G).sum(1)
+        objective = per_group.mean()
     else:
-        L = logp.shape[1] if max_len is None else check_positive_int(max_len, "max_len")
-        objective = per_token.sum() / (logp.shape[0] * L)
+        objective = per_token.sum() / (B * L)
     return -objective
+
+
+def aggregation_weights(
+    loss_type: str, mask: Any, group_size: int | None = None, max_completion_length: int | None = None
+) -> np.ndarray:
+    """Weight of each token's term in :func:`grpo_loss`, read off by automatic differentiation.
+
+    With all ratios at 1 (nothing clipped), no KL penalty and unit advantages, the
+    derivative of minus the loss with respect to each token's log-probability is the
+    weight with which that token enters the average. Returns a ``(B, T)`` array.
+    """
+    import torch
+
+    m = torch.as_tensor(np.asarray(mask, dtype=np.float64))
+    logp = torch.zeros(m.shape, dtype=torch.float64, requires_grad=True)
+    loss = grpo_loss(
+        logp, logp.detach(), logp.detach(), torch.ones(m.shape[0], dtype=torch.float64), m,
+        beta=0.0, loss_type=loss_type, max_completion_length=max_completion_length, group_size=group_size,
+    )
+    loss.backward()
+    return -logp.grad.numpy()
+
+
+def aggregation_weights_match(
+    loss_type: str,
+    mask: Any,
+    claimed: Any,
+    group_size: int | None = None,
+    max_completion_length: int | None = None,
+    rtol: float = 1e-12,
+) -> bool:
+    """Whether ``claimed`` (a ``(B, T)`` array of per-token weights, e.g. from a formula) is the
+    weighting :func:`grpo_loss` applies for ``loss_type`` (see :func:`aggregation_weights`)."""
+    w = aggregation_weights(loss_type, mask, group_size, max_completion_length)
+    c = np.asarray(claimed, dtype=np.float64)
+    return c.shape == w.shape and bool(np.allclose(c, w, rtol=rtol, atol=rtol * np.abs(w).max()))
