@@ -1,11 +1,22 @@
-"""The toy experiment of Chapter 7 (``book/07_grpo.md``): a digit-sum task with a
-verifiable reward, a small GRU policy, a supervised warm-up and three RL trainers (GRPO,
-PPO with a value head, REINFORCE with a group-mean baseline). The losses themselves are
-in :mod:`companion.grpo`.
+"""The toy experiment of Chapter 7 (``book/07_grpo.md``): GRPO, PPO and REINFORCE on a
+digit-sum task with a verifiable reward, with many seeds trained at once.
+
+* :class:`DigitSumTask`: prompts are two digits ``(a, b)``; an answer is 1 to
+  ``max_len`` digits then ``EOS``; the reward is 1 when the digits sum to ``a + b``.
+  The held-out prompts are digit *combinations* never seen in training, in either order.
+* A small GRU policy, written with a leading *model* dimension so that ``S`` independent
+  copies (one per seed, or per seed and learning rate) train in one batched computation:
+  :func:`init_gru`, :func:`token_logp`, :func:`sample`.
+* :func:`supervised_warmup` (the reference model), :func:`train_rl` (GRPO, PPO with a
+  value head, REINFORCE with a group-mean baseline, all with the same samples, gradient
+  steps and loss aggregation) and :func:`sweep_learning_rates`.
+
+The losses themselves are in :mod:`companion.grpo`.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,306 +24,549 @@ from typing import Any
 import numpy as np
 
 from companion._validate import check_positive_int
-from companion.grpo import group_advantages, grpo_loss, kl_k3
+from companion.grpo import LOSS_TYPES, group_advantages, grpo_loss, kl_k3
+
+__all__ = [
+    "DigitSumTask",
+    "init_gru",
+    "token_logp",
+    "sample",
+    "success_rate",
+    "supervised_warmup",
+    "METHODS",
+    "RLConfig",
+    "RLHistory",
+    "train_rl",
+    "sweep_learning_rates",
+    "tensor_bytes",
+]
+
+METHODS = ("grpo", "ppo", "reinforce")
+
+
+# ----------------------------------------------------------------------------- the task
+
 
 @dataclass(frozen=True)
 class DigitSumTask:
-    """Prompts are two digits :math:`(a, b)`; the policy must emit 1 to ``max_len`` digits summing to :math:`a + b`, then stop.
+    """Prompts ``(a, b)`` of two digits; the answer must be 1..``max_len`` digits summing to ``a + b``, then ``EOS``.
 
     Vocabulary: digits ``0..9`` are tokens ``0..9``, ``EOS`` is token 10. The reward is 1
-    if the output (up to ``EOS``) has between 1 and ``max_len`` digits that sum to
-    :math:`a + b`, else 0: a verifiable, outcome-only reward. Pairs are split into a
-    training set and held-out pairs that no update ever sees.
+    if the output (up to its first ``EOS``) has between 1 and ``max_len`` digits that sum
+    to :math:`a + b`, else 0: a verifiable, outcome-only reward. ``n_heldout`` unordered
+    digit combinations :math:`\\{a, b\\}` (chosen with ``seed``) are held out in both
+    orders, so no training prompt contains a held-out combination.
     """
 
     max_len: int = 4
-    n_heldout: int = 20
+    n_heldout: int = 10
     seed: int = 0
 
     EOS = 10
     VOCAB = 11
 
+    def __post_init__(self) -> None:
+        check_positive_int(self.max_len, "max_len")
+        if self.max_len > 6:
+            raise ValueError(f"max_len must be at most 6, got {self.max_len}")
+        if isinstance(self.n_heldout, bool) or not isinstance(self.n_heldout, (int, np.integer)):
+            raise ValueError(f"n_heldout must be an integer, got {self.n_heldout!r}")
+        if not 0 <= self.n_heldout <= 45:
+            raise ValueError(f"n_heldout must be in [0, 45] (of 55 combinations), got {self.n_heldout}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+
     def pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(train_pairs, heldout_pairs)``, arrays of shape ``(n, 2)``."""
-        all_pairs = np.array([(a, b) for a in range(10) for b in range(10)])
-        perm = np.random.default_rng(self.seed).permutation(len(all_pairs))
-        return all_pairs[perm[self.n_heldout:]], all_pairs[perm[: self.n_heldout]]
+        """``(train_pairs, heldout_pairs)``, integer arrays of shape ``(n, 2)``."""
+        combos = [(a, b) for a in range(10) for b in range(a, 10)]
+        perm = np.random.default_rng(self.seed).permutation(len(combos))
+        held = {combos[i] for i in perm[: self.n_heldout]}
+        all_pairs = [(a, b) for a in range(10) for b in range(10)]
+        is_held = np.array([(min(p), max(p)) in held for p in all_pairs])
+        arr = np.array(all_pairs)
+        return arr[~is_held], arr[is_held]
 
-    def reward(self, prompts: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-        """Rewards for ``outputs`` of shape ``(B, max_len + 1)`` (tokens after ``EOS`` are ignored)."""
-        rewards = np.zeros(len(outputs))
-        for i, (p, out) in enumerate(zip(prompts, outputs)):
-            out = [int(tok) for tok in out]
-            if self.EOS not in out:
-                continue                                   # never stopped: no reward
-            digits = out[: out.index(self.EOS)]
-            if 1 <= len(digits) <= self.max_len and sum(digits) == int(p[0] + p[1]):
-                rewards[i] = 1.0
-        return rewards
+    def reward(self, prompts: Any, outputs: Any) -> np.ndarray:
+        """Rewards (0 or 1) for ``outputs`` of shape ``(..., max_len + 1)`` and ``prompts`` of shape ``(..., 2)``.
 
-    def demonstration(self, prompt: np.ndarray, rng: np.random.Generator) -> list[int]:
-        """A random correct output for ``prompt`` (digits then ``EOS``), for the supervised warm-up."""
-        target = int(prompt[0] + prompt[1])
-        while True:
-            n = int(rng.integers(1, self.max_len + 1))
-            digits = rng.integers(0, 10, size=n)
-            if digits.sum() == target:
-                return [*map(int, digits), self.EOS]
+        Tokens after the first ``EOS`` are ignored; an output with no ``EOS`` earns 0.
+        Prompts must be digits and outputs tokens of the vocabulary, with matching
+        leading shapes.
+        """
+        p = np.asarray(prompts)
+        o = np.asarray(outputs)
+        if p.ndim < 1 or p.shape[-1] != 2:
+            raise ValueError(f"prompts must have shape (..., 2), got {p.shape}")
+        if o.ndim < 1 or o.shape[-1] != self.max_len + 1:
+            raise ValueError(f"outputs must have shape (..., {self.max_len + 1}), got {o.shape}")
+        if p.shape[:-1] != o.shape[:-1]:
+            raise ValueError(f"prompts {p.shape} and outputs {o.shape} must describe the same number of answers")
+        for name, x, hi in (("prompts", p, 9), ("outputs", o, self.EOS)):
+            if not np.issubdtype(x.dtype, np.integer) and not np.all(np.mod(x, 1) == 0):
+                raise ValueError(f"{name} must hold integer tokens")
+            if x.size and (x.min() < 0 or x.max() > hi):
+                raise ValueError(f"{name} must hold tokens in [0, {hi}], got values in [{x.min()}, {x.max()}]")
+        o = o.astype(np.int64)
+        is_eos = o == self.EOS
+        has_eos = is_eos.any(-1)
+        n_digits = np.where(has_eos, is_eos.argmax(-1), o.shape[-1])
+        before = np.arange(o.shape[-1]) < n_digits[..., None]
+        total = np.where(before, o, 0).sum(-1)
+        ok = has_eos & (n_digits >= 1) & (total == p.astype(np.int64).sum(-1))
+        return ok.astype(np.float64)
 
-
-class GRUPolicy:
-    """A tiny autoregressive policy: embeds the two prompt digits, then a GRU emits tokens.
-
-    ``value_head=True`` adds a separate GRU critic of the same size that predicts, at
-    every generated position, the expected final reward (used by the PPO baseline).
-    """
-
-    def __init__(self, hidden: int = 64, value_head: bool = False, seed: int = 0) -> None:
-        import torch
-        import torch.nn as nn
-
-        torch.manual_seed(seed)
-        V = DigitSumTask.VOCAB
-        self.embed = nn.Embedding(V + 1, hidden)      # token V is the start-of-output token
-        self.prompt = nn.Linear(2 * hidden, hidden)
-        self.gru = nn.GRU(hidden, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, V)
-        self.modules = [self.embed, self.prompt, self.gru, self.head]
-        self.critic = None
-        if value_head:
-            self.critic = nn.ModuleDict({"embed": nn.Embedding(V + 1, hidden), "prompt": nn.Linear(2 * hidden, hidden),
-                                         "gru": nn.GRU(hidden, hidden, batch_first=True), "head": nn.Linear(hidden, 1)})
-
-    def policy_parameters(self) -> list[Any]:
-        return [p for m in self.modules for p in m.parameters()]
-
-    def critic_parameters(self) -> list[Any]:
-        return [] if self.critic is None else list(self.critic.parameters())
-
-    def state_dict(self) -> dict:
-        return {i: {k: v.clone() for k, v in m.state_dict().items()} for i, m in enumerate(self.modules)}
-
-    def load_state_dict(self, state: dict) -> None:
-        for i, m in enumerate(self.modules):
-            m.load_state_dict(state[i])
-
-    @staticmethod
-    def _initial_state(embed: Any, project: Any, prompts: Any) -> Any:
-        """GRU initial state from the two embedded prompt digits: shape ``(1, B, hidden)``."""
-        import torch
-
-        return torch.tanh(project(embed(prompts).reshape(prompts.shape[0], -1)))[None]
-
-    @staticmethod
-    def _inputs(prompts: Any, tokens: Any) -> Any:
-        import torch
-
-        start = torch.full((tokens.shape[0], 1), DigitSumTask.VOCAB, dtype=torch.long)
-        return torch.cat([start, tokens[:, :-1]], dim=1)
-
-    def logits(self, prompts: Any, tokens: Any) -> Any:
-        """Next-token logits at every position, teacher-forced on ``tokens``: shape ``(B, T, V)``."""
-        h0 = self._initial_state(self.embed, self.prompt, prompts)
-        out, _ = self.gru(self.embed(self._inputs(prompts, tokens)), h0)
-        return self.head(out)
-
-    def values(self, prompts: Any, tokens: Any) -> Any:
-        """Critic's value before each generated token: shape ``(B, T)``."""
-        c = self.critic
-        h0 = self._initial_state(c["embed"], c["prompt"], prompts)
-        out, _ = c["gru"](c["embed"](self._inputs(prompts, tokens)), h0)
-        return c["head"](out).squeeze(-1)
+    def demonstration_table(self) -> dict[int, list[np.ndarray]]:
+        """For each target ``0..18``, the digit strings of each feasible length (for the warm-up)."""
+        table: dict[int, list[np.ndarray]] = {}
+        for n in range(1, self.max_len + 1):
+            grid = np.stack(np.meshgrid(*[np.arange(10)] * n, indexing="ij"), -1).reshape(-1, n)
+            sums = grid.sum(1)
+            for target in range(19):
+                rows = grid[sums == target]
+                if len(rows):
+                    table.setdefault(target, []).append(rows)
+        return table
 
 
-def sample_outputs(policy: GRUPolicy, prompts: np.ndarray, max_len: int, generator: Any) -> tuple[Any, Any]:
-    """Sample one output per prompt; returns ``(tokens, mask)`` of shape ``(B, max_len + 1)``.
+# ----------------------------------------------------------------------------- a batched GRU
 
-    Generation stops at ``EOS`` or after ``max_len + 1`` tokens; ``mask`` marks the tokens
-    up to and including ``EOS``.
+
+def init_gru(seeds: Any, hidden: int = 64, out_dim: int = DigitSumTask.VOCAB) -> dict[str, Any]:
+    """Parameters of ``S = len(seeds)`` independent GRU models, stacked along a leading dimension.
+
+    Each model embeds the two prompt digits (its initial state is
+    :math:`\\tanh(W[e_a; e_b] + b)`), then a GRU reads the previous token (token ``VOCAB``
+    starts the answer) and a linear head gives ``out_dim`` outputs (next-token logits, or
+    ``out_dim=1`` for a value). Initialisation follows PyTorch's defaults, model ``s``
+    from ``torch.manual_seed(seeds[s])``.
     """
     import torch
 
-    B = len(prompts)
-    p = torch.as_tensor(prompts, dtype=torch.long)
+    seeds = [int(s) for s in np.atleast_1d(seeds)]
+    H = check_positive_int(hidden, "hidden")
+    check_positive_int(out_dim, "out_dim")
+    V = DigitSumTask.VOCAB + 1
+    shapes = {
+        "embed": ((V, H), None),
+        "w_prompt": ((2 * H, H), 2 * H),
+        "b_prompt": ((H,), 2 * H),
+        "w_ih": ((H, 3 * H), H),
+        "w_hh": ((H, 3 * H), H),
+        "b_ih": ((3 * H,), H),
+        "b_hh": ((3 * H,), H),
+        "w_out": ((H, out_dim), H),
+        "b_out": ((out_dim,), H),
+    }
+    params: dict[str, list[Any]] = {k: [] for k in shapes}
+    for s in seeds:
+        g = torch.Generator().manual_seed(s)
+        for name, (shape, fan_in) in shapes.items():
+            if fan_in is None:
+                params[name].append(torch.randn(shape, generator=g))
+            else:
+                bound = 1 / math.sqrt(fan_in)
+                params[name].append((torch.rand(shape, generator=g) * 2 - 1) * bound)
+    return {k: torch.stack(v).requires_grad_(True) for k, v in params.items()}
+
+
+def _embed(params: dict[str, Any], tokens: Any) -> Any:
+    """Embeddings of ``tokens`` ``(S, B, ...)`` with model ``s``'s table: ``(S, B, ..., H)``."""
+    E = params["embed"]
+    S, V, H = E.shape
+    offset = (np.arange(S) * V).reshape((S,) + (1,) * (tokens.ndim - 1))
+    import torch
+
+    return E.reshape(S * V, H)[tokens + torch.as_tensor(offset)]
+
+
+def _initial_state(params: dict[str, Any], prompts: Any) -> Any:
+    import torch
+
+    e = _embed(params, prompts)  # (S, B, 2, H)
+    e = e.reshape(e.shape[0], e.shape[1], -1)
+    return torch.tanh(torch.baddbmm(params["b_prompt"][:, None], e, params["w_prompt"]))
+
+
+def _gru_step(params: dict[str, Any], x: Any, h: Any) -> Any:
+    import torch
+
+    gi = torch.baddbmm(params["b_ih"][:, None], x, params["w_ih"])
+    gh = torch.baddbmm(params["b_hh"][:, None], h, params["w_hh"])
+    i_r, i_z, i_n = gi.chunk(3, -1)
+    h_r, h_z, h_n = gh.chunk(3, -1)
+    r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+    n = torch.tanh(i_n + r * h_n)
+    return (1 - z) * n + z * h
+
+
+def _outputs(params: dict[str, Any], prompts: Any, tokens: Any) -> Any:
+    """Head outputs before each token of ``tokens`` (teacher forcing): ``(S, B, T, out_dim)``."""
+    import torch
+
+    S, B, T = tokens.shape
+    start = torch.full((S, B, 1), DigitSumTask.VOCAB, dtype=torch.long)
+    inputs = _embed(params, torch.cat([start, tokens[..., :-1]], -1))
+    h = _initial_state(params, prompts)
+    outs = []
+    for t in range(T):
+        h = _gru_step(params, inputs[:, :, t], h)
+        outs.append(h)
+    hs = torch.stack(outs, 2).reshape(S, B * T, -1)
+    return torch.baddbmm(params["b_out"][:, None], hs, params["w_out"]).reshape(S, B, T, -1)
+
+
+def token_logp(params: dict[str, Any], prompts: Any, tokens: Any, full: bool = False) -> Any:
+    """Per-token :math:`\\log\\pi(o_t \\mid q, o_{<t})`, shape ``(S, B, T)`` (``full=True``: all ``(S, B, T, V)``)."""
+    import torch
+
+    logp = torch.log_softmax(_outputs(params, prompts, tokens), -1)
+    return logp if full else logp.gather(-1, tokens[..., None]).squeeze(-1)
+
+
+def sample(params: dict[str, Any], prompts: Any, max_len: int, generator: Any) -> tuple[Any, Any]:
+    """Sample one answer per prompt from each model: ``(tokens, mask)``, both ``(S, B, max_len + 1)``.
+
+    Generation stops at ``EOS`` or after ``max_len + 1`` tokens; ``mask`` marks the tokens
+    up to and including the first ``EOS``; later positions hold ``EOS``.
+    """
+    import torch
+
+    S, B, _ = prompts.shape
+    T = max_len + 1
+    tokens = torch.full((S, B, T), DigitSumTask.EOS, dtype=torch.long)
+    mask = torch.zeros((S, B, T))
     with torch.no_grad():
-        h = policy._initial_state(policy.embed, policy.prompt, p)
-        tok = torch.full((B, 1), DigitSumTask.VOCAB, dtype=torch.long)
-        tokens = torch.zeros((B, max_len + 1), dtype=torch.long)
-        alive = torch.ones(B, dtype=torch.bool)
-        mask = torch.zeros((B, max_len + 1))
-        for t in range(max_len + 1):
-            out, h = policy.gru(policy.embed(tok), h)
-            probs = torch.softmax(policy.head(out[:, -1]), -1)
-            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-            tokens[:, t] = torch.where(alive, nxt, torch.full_like(nxt, DigitSumTask.EOS))
-            mask[:, t] = alive.float()
+        h = _initial_state(params, prompts)
+        tok = torch.full((S, B), DigitSumTask.VOCAB, dtype=torch.long)
+        alive = torch.ones((S, B), dtype=torch.bool)
+        for t in range(T):
+            h = _gru_step(params, _embed(params, tok), h)
+            logits = torch.baddbmm(params["b_out"][:, None], h, params["w_out"])
+            probs = torch.softmax(logits, -1).reshape(S * B, -1)
+            nxt = torch.multinomial(probs, 1, generator=generator).reshape(S, B)
+            tokens[:, :, t] = torch.where(alive, nxt, DigitSumTask.EOS)
+            mask[:, :, t] = alive.float()
             alive = alive & (nxt != DigitSumTask.EOS)
-            tok = tokens[:, t : t + 1]
+            tok = tokens[:, :, t]
     return tokens, mask
 
 
-def sequence_logp(policy: GRUPolicy, prompts: Any, tokens: Any) -> Any:
-    """Per-token :math:`\\log\\pi(o_t \\mid q, o_{<t})`, shape ``(B, T)``."""
+def success_rate(params: dict[str, Any], task: DigitSumTask, pairs: np.ndarray, n_samples: int = 16,
+                 seed: int = 0) -> np.ndarray:
+    """Per model, the fraction of sampled answers with reward 1: ``n_samples`` answers to each prompt of ``pairs``."""
     import torch
 
-    return torch.log_softmax(policy.logits(prompts, tokens), -1).gather(2, tokens[..., None]).squeeze(-1)
+    check_positive_int(n_samples, "n_samples")
+    S = params["embed"].shape[0]
+    prompts = np.broadcast_to(np.repeat(np.asarray(pairs), n_samples, axis=0), (S, len(pairs) * n_samples, 2))
+    tokens, _ = sample(params, torch.as_tensor(np.ascontiguousarray(prompts)), task.max_len,
+                       torch.Generator().manual_seed(seed))
+    return task.reward(prompts, tokens.numpy()).mean(1)
 
 
-def success_rate(policy: GRUPolicy, task: DigitSumTask, pairs: np.ndarray, n_samples: int = 8, seed: int = 0) -> float:
-    """Fraction of sampled outputs that earn reward 1, over ``n_samples`` samples of each prompt in ``pairs``."""
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    prompts = np.repeat(pairs, n_samples, axis=0)
-    tokens, _ = sample_outputs(policy, prompts, task.max_len, gen)
-    return float(task.reward(prompts, tokens.numpy()).mean())
+def tensor_bytes(tensors: Any) -> int:
+    """Bytes held by a collection of tensors (read from the tensors: ``numel * element_size``)."""
+    return int(sum(t.numel() * t.element_size() for t in tensors if t is not None))
 
 
-def supervised_warmup(policy: GRUPolicy, task: DigitSumTask, n_steps: int = 60, batch: int = 64,
-                      lr: float = 3e-3, seed: int = 0) -> list[float]:
-    """Teacher-forced cross-entropy on random correct outputs for training prompts (the "SFT" stage).
+# ----------------------------------------------------------------------------- optimisation
 
-    Returns the losses. Kept short on purpose: the result is the *reference model*, with a
-    modest success rate that RL then improves.
+
+class _Adam:
+    """Adam (Kingma & Ba) on stacked parameters with one learning rate per model.
+
+    Element-wise, so model ``s`` evolves exactly as if it had its own optimiser;
+    gradients are clipped per model to ``max_grad_norm`` (global norm over its tensors).
+    """
+
+    def __init__(self, params: dict[str, Any], lr: Any, max_grad_norm: float | None = 1.0,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        import torch
+
+        self.params = params
+        S = next(iter(params.values())).shape[0]
+        self.lr = torch.as_tensor(np.broadcast_to(np.asarray(lr, dtype=np.float32), (S,)).copy())
+        self.max_grad_norm = max_grad_norm
+        self.betas, self.eps, self.t = betas, eps, 0
+        self.m = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.v = {k: torch.zeros_like(v) for k, v in params.items()}
+
+    def state_tensors(self) -> list[Any]:
+        return [*self.m.values(), *self.v.values()]
+
+    def step(self) -> None:
+        import torch
+
+        with torch.no_grad():
+            grads = {k: p.grad for k, p in self.params.items()}
+            S = self.lr.shape[0]
+            if self.max_grad_norm is not None:
+                sq = sum(g.reshape(S, -1).pow(2).sum(1) for g in grads.values())
+                factor = torch.clamp(self.max_grad_norm / (sq.sqrt() + 1e-6), max=1.0)
+            else:
+                factor = torch.ones(S)
+            self.t += 1
+            b1, b2 = self.betas
+            for k, p in self.params.items():
+                shape = (S,) + (1,) * (p.ndim - 1)
+                g = grads[k] * factor.reshape(shape)
+                self.m[k].mul_(b1).add_(g, alpha=1 - b1)
+                self.v[k].mul_(b2).addcmul_(g, g, value=1 - b2)
+                m_hat = self.m[k] / (1 - b1**self.t)
+                v_hat = self.v[k] / (1 - b2**self.t)
+                p.sub_(self.lr.reshape(shape) * m_hat / (v_hat.sqrt() + self.eps))
+                p.grad = None
+
+
+def _detach(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.detach().clone() for k, v in params.items()}
+
+
+def supervised_warmup(task: DigitSumTask, seeds: Any, n_steps: int = 60, batch: int = 64, lr: float = 3e-3,
+                      hidden: int = 64) -> tuple[dict[str, Any], np.ndarray]:
+    """The "SFT" stage, for each seed: teacher-forced cross-entropy on random correct answers to training prompts.
+
+    A demonstration for target :math:`s` has a length drawn uniformly among the feasible
+    ones, then a uniformly random digit string of that length summing to :math:`s`.
+    Returns the parameters (detached: they are the frozen *reference models*) and the
+    losses, shape ``(n_steps, S)``. Kept short on purpose: the reference has a modest
+    success rate that RL then improves.
     """
     import torch
 
-    rng = np.random.default_rng(seed)
+    seeds = [int(s) for s in np.atleast_1d(seeds)]
+    check_positive_int(n_steps, "n_steps")
+    check_positive_int(batch, "batch")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    S, T = len(seeds), task.max_len + 1
+    params = init_gru(seeds, hidden)
+    opt = _Adam(params, lr, max_grad_norm=None)
+    rng = np.random.default_rng([1, *seeds])
     train_pairs, _ = task.pairs()
-    opt = torch.optim.Adam(policy.policy_parameters(), lr=lr)
-    losses = []
-    for _ in range(n_steps):
-        prompts = train_pairs[rng.integers(len(train_pairs), size=batch)]
-        demos = [task.demonstration(p, rng) for p in prompts]
-        T = task.max_len + 1
-        tokens = torch.full((batch, T), task.EOS, dtype=torch.long)
-        mask = torch.zeros((batch, T))
-        for i, d in enumerate(demos):
-            tokens[i, : len(d)] = torch.tensor(d)
-            mask[i, : len(d)] = 1
-        logp = sequence_logp(policy, torch.as_tensor(prompts), tokens)
-        loss = -(logp * mask).sum() / mask.sum()
-        opt.zero_grad()
-        loss.backward()
+    table = task.demonstration_table()
+    losses = np.zeros((n_steps, S))
+    for step in range(n_steps):
+        prompts = train_pairs[rng.integers(len(train_pairs), size=(S, batch))]
+        tokens = np.full((S, batch, T), task.EOS)
+        mask = np.zeros((S, batch, T))
+        for idx in np.ndindex(S, batch):
+            options = table[int(prompts[idx].sum())]
+            rows = options[rng.integers(len(options))]
+            digits = rows[rng.integers(len(rows))]
+            tokens[idx][: len(digits)] = digits
+            mask[idx][: len(digits) + 1] = 1
+        m = torch.as_tensor(mask, dtype=torch.float32)
+        logp = token_logp(params, torch.as_tensor(prompts), torch.as_tensor(tokens))
+        per_model = -(logp * m).sum((1, 2)) / m.sum((1, 2))
+        per_model.sum().backward()
         opt.step()
-        losses.append(loss.item())
-    return losses
+        losses[step] = per_model.detach().numpy()
+    return _detach(params), losses
 
 
-@dataclass
+# ----------------------------------------------------------------------------- RL
+
+
+@dataclass(frozen=True)
 class RLConfig:
-    """Settings of :func:`train_rl`, shared by the three methods so they see the same samples."""
+    """Settings of :func:`train_rl`. Every method sees the same samples, takes the same
+    number of gradient steps per batch and aggregates its per-token loss the same way;
+    the methods differ only in their advantages, clipping and KL penalty."""
 
     method: str = "grpo"
-    """``"grpo"``, ``"ppo"`` (learned value head, GAE) or ``"reinforce"`` (group-mean baseline)."""
-    n_steps: int = 120
-    """Batches of samples (the sample budget is ``n_steps * prompts_per_step * group_size`` outputs)."""
+    """``"grpo"`` (group advantages, clipping, KL penalty), ``"ppo"`` (a GRU value head of
+    the policy's size, advantage ``R - V(t)`` normalised per batch, clipping, KL penalty)
+    or ``"reinforce"`` (group-mean baseline ``r - mean(r)``, no clipping, no KL)."""
+    n_steps: int = 150
+    """Batches (the sample budget is ``n_steps * prompts_per_step * group_size`` answers per model)."""
     prompts_per_step: int = 16
     """Prompts per batch."""
     group_size: int = 8
-    """Outputs sampled per prompt (:math:`G`)."""
+    """Answers sampled per prompt (:math:`G`), for every method."""
     inner_updates: int = 2
-    """Gradient steps per batch (:math:`\\mu` in DeepSeekMath); REINFORCE always uses 1."""
+    """Gradient steps per batch (:math:`\\mu` in DeepSeekMath), for every method."""
     lr: float = 3e-3
     """Adam learning rate of the policy (and of the critic for PPO)."""
     clip_eps: float = 0.2
-    """Ratio clipping :math:`\\epsilon`."""
+    """Ratio clipping :math:`\\epsilon` (GRPO and PPO)."""
     beta: float = 0.04
     """Weight of the k3 KL penalty to the reference policy (GRPO and PPO)."""
     loss_type: str = "grpo"
-    """Aggregation of the per-token loss (:data:`LOSS_TYPES`), for GRPO."""
+    """Aggregation of the per-token loss (:data:`companion.grpo.LOSS_TYPES`), for every method."""
     scale_advantages: bool = True
-    """Divide group advantages by the group's standard deviation (``False``: Dr. GRPO)."""
-    eval_every: int = 10
+    """GRPO: divide group advantages by the group's standard deviation (``False``: Dr. GRPO)."""
+    max_grad_norm: float = 1.0
+    """Per-model gradient-norm clipping."""
+    eval_every: int = 25
     """Evaluate the held-out success rate every this many batches."""
+    eval_samples: int = 16
+    """Answers sampled per held-out prompt at each evaluation."""
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        for name in ("n_steps", "prompts_per_step", "inner_updates", "eval_every", "eval_samples"):
+            check_positive_int(getattr(self, name), name)
+        if check_positive_int(self.group_size, "group_size") < 2:
+            raise ValueError(f"group_size must be at least 2, got {self.group_size}")
+        for name in ("lr", "clip_eps", "max_grad_norm"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not math.isfinite(self.beta) \
+                or self.beta < 0:
+            raise ValueError(f"beta must be a finite number >= 0, got {self.beta!r}")
+        if self.loss_type not in LOSS_TYPES or self.loss_type == "bnpo":
+            raise ValueError(f"loss_type must be 'grpo', 'dapo' or 'dr_grpo' (per model), got {self.loss_type!r}")
+        if not isinstance(self.scale_advantages, bool):
+            raise ValueError(f"scale_advantages must be a bool, got {self.scale_advantages!r}")
 
 
 @dataclass
 class RLHistory:
-    """Per-batch and per-evaluation records of :func:`train_rl`."""
+    """Records of :func:`train_rl`, one column per model (seed)."""
 
-    train_reward: list[float] = field(default_factory=list)
-    kl_to_ref: list[float] = field(default_factory=list)
-    mean_length: list[float] = field(default_factory=list)
+    train_reward: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    """Mean reward of each batch, ``(n_steps, S)``."""
+    kl_k3: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    """Per-token k3 estimate of KL(pi_old || pi_ref) on each batch's tokens, ``(n_steps, S)``."""
+    kl_exact: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    """Per-token exact KL(pi_old || pi_ref) over the vocabulary, averaged over the batch's positions, ``(n_steps, S)``."""
+    mean_length: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    """Digits per answer, ``(n_steps, S)``."""
     eval_step: list[int] = field(default_factory=list)
-    heldout_success: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    policy_params: int = 0
-    critic_params: int = 0
+    heldout_success: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    """Held-out success rate at each evaluation, ``(n_evals, S)``."""
+    seconds_per_batch: float = 0.0
+    """CPU seconds (process time) per batch, all models together, evaluation excluded."""
+    policy_bytes: int = 0
+    """Bytes of the policy's weights, gradients and Adam moments (all models)."""
+    critic_bytes: int = 0
+    """Bytes of the critic's weights, gradients and Adam moments (PPO; 0 otherwise)."""
 
 
-def train_rl(policy: GRUPolicy, reference: GRUPolicy, task: DigitSumTask, config: RLConfig, seed: int = 0,
-             progress: bool = False) -> RLHistory:
-    """Fine-tune ``policy`` with GRPO, PPO (value head) or REINFORCE (group-mean baseline); returns the history.
+def train_rl(init_params: dict[str, Any], reference: dict[str, Any], task: DigitSumTask, config: RLConfig,
+             seed: int = 0, lr: Any = None, progress: bool = False) -> tuple[dict[str, Any], RLHistory]:
+    """Fine-tune copies of ``init_params`` (``S`` stacked models) with ``config.method``; returns ``(params, history)``.
 
-    Every method draws the same number of outputs per batch: ``prompts_per_step`` prompts
-    times ``group_size`` samples each. The reward arrives only at the end of an output.
+    Model ``s`` draws its own prompts and answers and has reference ``reference[s]``.
+    ``lr`` overrides ``config.lr`` with one value per model (for :func:`sweep_learning_rates`).
     """
     import torch
     from tqdm.auto import tqdm
 
-    if config.method not in ("grpo", "ppo", "reinforce"):
-        raise ValueError(f"method must be 'grpo', 'ppo' or 'reinforce', got {config.method!r}")
-    if config.method == "ppo" and policy.critic is None:
-        raise ValueError("method 'ppo' needs a policy built with value_head=True")
-    check_positive_int(config.group_size, "group_size")
+    if not isinstance(config, RLConfig):
+        raise ValueError(f"config must be an RLConfig, got {type(config).__name__}")
+    S = init_params["embed"].shape[0]
+    if reference["embed"].shape[0] != S:
+        raise ValueError(f"reference has {reference['embed'].shape[0]} models, init_params has {S}")
+    H = init_params["w_hh"].shape[1]
+    P, G, T = config.prompts_per_step, config.group_size, task.max_len + 1
+    lr = config.lr if lr is None else lr
     gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([2, seed])
     train_pairs, heldout = task.pairs()
-    params = policy.policy_parameters()
-    opt = torch.optim.Adam(params, lr=config.lr)
-    critic_opt = torch.optim.Adam(policy.critic_parameters(), lr=config.lr) if config.method == "ppo" else None
-    hist = RLHistory(policy_params=sum(p.numel() for p in params),
-                     critic_params=sum(p.numel() for p in policy.critic_parameters()) if config.method == "ppo" else 0)
-    G = config.group_size
-    start = time.perf_counter()
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in init_params.items()}
+    opt = _Adam(params, lr, config.max_grad_norm)
+    critic = critic_opt = None
+    if config.method == "ppo":
+        critic = init_gru([10_000 + seed + s for s in range(S)], H, out_dim=1)
+        critic_opt = _Adam(critic, lr, config.max_grad_norm)
+    hist = RLHistory(*(np.zeros((config.n_steps, S)) for _ in range(4)))
+    evals = []
+    clip = None if config.method == "reinforce" else config.clip_eps
+    beta = 0.0 if config.method == "reinforce" else config.beta
+    train_seconds = 0.0
     for step in tqdm(range(config.n_steps), desc=config.method, disable=not progress):
         if step % config.eval_every == 0:
-            t0 = time.perf_counter()
             hist.eval_step.append(step)
-            hist.heldout_success.append(success_rate(policy, task, heldout, seed=10_000 + step))
-            start += time.perf_counter() - t0                          # evaluation is not training time
-        prompts_np = np.repeat(train_pairs[rng.integers(len(train_pairs), size=config.prompts_per_step)], G, axis=0)
-        tokens, mask = sample_outputs(policy, prompts_np, task.max_len, gen)
-        rewards = task.reward(prompts_np, tokens.numpy())
+            evals.append(success_rate(params, task, heldout, config.eval_samples, seed=10_000 + step))
+        t0 = time.process_time()
+        prompts_np = np.repeat(train_pairs[rng.integers(len(train_pairs), size=(S, P))], G, axis=1)
         prompts = torch.as_tensor(prompts_np)
+        tokens, mask = sample(params, prompts, task.max_len, gen)
+        rewards = torch.as_tensor(task.reward(prompts_np, tokens.numpy()), dtype=torch.float32)  # (S, P*G)
         with torch.no_grad():
-            logp_old = sequence_logp(policy, prompts, tokens)
-            logp_ref = sequence_logp(reference, prompts, tokens)
-        r_t = torch.as_tensor(rewards, dtype=torch.float32)
-        if config.method == "ppo":
-            with torch.no_grad():
-                values = policy.values(prompts, tokens) * mask
-            # reward at the last valid token; gamma = lambda = 1 inside an output: A_t = R - V(t)
-            adv_tokens = (r_t[:, None] - values) * mask
-            adv_tokens = (adv_tokens - adv_tokens[mask > 0].mean()) / (adv_tokens[mask > 0].std() + 1e-8)
-            advantages = adv_tokens
-        elif config.method == "grpo":
-            advantages = group_advantages(r_t.reshape(-1, G), scale=config.scale_advantages).reshape(-1)
-        else:
-            advantages = group_advantages(r_t.reshape(-1, G), scale=False).reshape(-1)
-        n_inner = 1 if config.method == "reinforce" else config.inner_updates
-        for _ in range(n_inner):
-            logp = sequence_logp(policy, prompts, tokens)
-            if config.method == "reinforce":
-                loss = -((logp * mask).sum(1) * advantages).mean()
+            full_old = token_logp(params, prompts, tokens, full=True)
+            full_ref = token_logp(reference, prompts, tokens, full=True)
+            logp_old = full_old.gather(-1, tokens[..., None]).squeeze(-1)
+            logp_ref = full_ref.gather(-1, tokens[..., None]).squeeze(-1)
+            if config.method == "ppo":
+                values = _outputs(critic, prompts, tokens).squeeze(-1)
+                adv = (rewards[..., None] - values) * mask  # gamma = lambda = 1: A_t = R - V(t)
+                n = mask.sum((1, 2), keepdim=True)
+                mu = adv.sum((1, 2), keepdim=True) / n
+                sd = (((adv - mu) * mask).pow(2).sum((1, 2), keepdim=True) / (n - 1)).sqrt()
+                advantages = ((adv - mu) / (sd + 1e-8)).reshape(S * P * G, T)
             else:
-                loss = grpo_loss(logp, logp_old, logp_ref, advantages, mask, config.clip_eps, config.beta,
-                                 config.loss_type if config.method == "grpo" else "dapo")
-            opt.zero_grad()
+                scale = config.scale_advantages and config.method == "grpo"
+                advantages = group_advantages(rewards.reshape(S * P, G), scale=scale).reshape(S * P * G)
+        flat = {"mask": mask.reshape(-1, T), "logp_old": logp_old.reshape(-1, T), "logp_ref": logp_ref.reshape(-1, T)}
+        for _ in range(config.inner_updates):
+            logp = token_logp(params, prompts, tokens).reshape(-1, T)
+            # the mean over all S * P * G answers (or S * P groups) is the mean over models of
+            # each model's loss: multiply by S so that each model gets its own loss's gradient
+            loss = S * grpo_loss(logp, flat["logp_old"], flat["logp_ref"], advantages, flat["mask"],
+                                 clip_eps=clip, beta=beta, loss_type=config.loss_type,
+                                 max_completion_length=T, group_size=G)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
-            if critic_opt is not None:
-                v_loss = (((policy.values(prompts, tokens) - r_t[:, None]) ** 2) * mask).sum() / mask.sum()
-                critic_opt.zero_grad()
-                v_loss.backward()
+            if critic is not None:
+                v = _outputs(critic, prompts, tokens).squeeze(-1)
+                v_loss = (((v - rewards[..., None]) ** 2) * mask).sum((1, 2)) / mask.sum((1, 2))
+                v_loss.sum().backward()
                 critic_opt.step()
+        train_seconds += time.process_time() - t0
         with torch.no_grad():
-            hist.train_reward.append(float(rewards.mean()))
-            hist.kl_to_ref.append(float((kl_k3(logp_old, logp_ref) * mask).sum() / mask.sum()))
-            hist.mean_length.append(float(mask.sum(1).mean() - 1))          # digits, not counting EOS
+            m = mask
+            hist.train_reward[step] = rewards.mean(1).numpy()
+            hist.kl_k3[step] = ((kl_k3(logp_old, logp_ref) * m).sum((1, 2)) / m.sum((1, 2))).numpy()
+            exact = (full_old.exp() * (full_old - full_ref)).sum(-1)
+            hist.kl_exact[step] = ((exact * m).sum((1, 2)) / m.sum((1, 2))).numpy()
+            hist.mean_length[step] = (m.sum(2).mean(1) - 1).numpy()
     hist.eval_step.append(config.n_steps)
-    hist.heldout_success.append(success_rate(policy, task, heldout, seed=10_000 + config.n_steps))
-    hist.seconds = time.perf_counter() - start
-    return hist
+    evals.append(success_rate(params, task, heldout, config.eval_samples, seed=10_000 + config.n_steps))
+    hist.heldout_success = np.array(evals)
+    hist.seconds_per_batch = train_seconds / config.n_steps
+    with torch.no_grad():
+        for p in params.values():
+            p.grad = torch.zeros_like(p)  # a gradient buffer is held during training: count it
+        hist.policy_bytes = tensor_bytes([*params.values(), *(p.grad for p in params.values()),
+                                          *opt.state_tensors()])
+        if critic is not None:
+            hist.critic_bytes = tensor_bytes([*critic.values(), *critic.values(), *critic_opt.state_tensors()])
+    return _detach(params), hist
+
+
+def sweep_learning_rates(task: DigitSumTask, config: RLConfig, lrs: Any, seeds: Any, hidden: int = 64,
+                         sft_steps: int = 60, last: int = 25) -> np.ndarray:
+    """Mean *training* reward over the last ``last`` batches, for each learning rate (rows) and seed (columns).
+
+    All ``len(lrs) * len(seeds)`` runs train at once (one model each). Select with
+    ``lrs[argmax(result.mean(1))]``; held-out prompts play no part in the choice. Use seeds
+    that differ from the experiment's.
+    """
+    lrs = [float(x) for x in lrs]
+    seeds = [int(s) for s in seeds]
+    if not lrs or any(not (math.isfinite(x) and x > 0) for x in lrs):
+        raise ValueError(f"lrs must be positive numbers, got {lrs}")
+    check_positive_int(last, "last")
+    ref, _ = supervised_warmup(task, seeds, n_steps=sft_steps, hidden=hidden)
+    stacked = {k: v.repeat(len(lrs), *([1] * (v.ndim - 1))) for k, v in ref.items()}
+    per_model_lr = np.repeat(lrs, len(seeds))
+    _, hist = train_rl(stacked, stacked, task, config, seed=min(seeds), lr=per_model_lr)
+    return hist.train_reward[-last:].mean(0).reshape(len(lrs), len(seeds))
+
+
+if __name__ == "__main__":  # python -m companion.digit_sum: the learning-rate sweep of Chapter 7
+    import torch
+
+    torch.set_num_threads(1)
+    SWEEP_SEEDS = [100, 101, 102]
+    LRS = [1e-3, 2e-3, 4e-3, 8e-3]
+    for method in METHODS:
+        result = sweep_learning_rates(DigitSumTask(), RLConfig(method=method), LRS, SWEEP_SEEDS)
+        best = LRS[int(np.argmax(result.mean(1)))]
+        rows = ", ".join(f"{lr:g}: {r:.3f}" for lr, r in zip(LRS, result.mean(1)))
+        print(f"{method:>10}: mean training reward (last 25 batches) {rows} -> lr = {best:g}")
