@@ -39,6 +39,7 @@ __all__ = [
     "train_rl",
     "sweep_learning_rates",
     "tensor_bytes",
+    "compare",
 ]
 
 METHODS = ("grpo", "ppo", "reinforce")
@@ -559,12 +560,28 @@ def sweep_learning_rates(task: DigitSumTask, config: RLConfig, lrs: Any, seeds: 
     return hist.train_reward[-last:].mean(0).reshape(len(lrs), len(seeds))
 
 
+def compare(a: Any, b: Any, name_a: str, name_b: str, seed: int = 0) -> tuple[Any, str]:
+    """Paired comparison over seeds: the 95% bootstrap interval of ``a - b`` and a verdict.
+
+    The verdict is ``"<name_a> higher"`` or ``"<name_b> higher"`` only when the interval
+    excludes 0, and ``"not resolved"`` otherwise (:func:`companion.stats.paired_difference_ci`).
+    """
+    from companion.stats import paired_difference_ci
+
+    d = paired_difference_ci(a, b, seed=seed)
+    if d.low > 0:
+        return d, f"{name_a} higher"
+    if d.high < 0:
+        return d, f"{name_b} higher"
+    return d, "not resolved"
+
+
 if __name__ == "__main__":  # python -m companion.digit_sum: the learning-rate sweep of Chapter 7
     import torch
 
     torch.set_num_threads(1)
     SWEEP_SEEDS = [100, 101, 102]
-    LRS = [1e-3, 2e-3, 4e-3, 8e-3]
+    LRS = [1e-3, 3e-3, 1e-2, 3e-2]
     for method in METHODS:
         result = sweep_learning_rates(DigitSumTask(), RLConfig(method=method), LRS, SWEEP_SEEDS)
         best = LRS[int(np.argmax(result.mean(1)))]

@@ -20,6 +20,7 @@ from companion._validate import check_distribution, check_positive_int
 __all__ = [
     "group_advantages",
     "kl_k3",
+    "k3_symbolic_bias",
     "KL_DIRECTIONS",
     "k3_gradient_expectation",
     "kl_gradient",
@@ -320,3 +321,21 @@ def aggregation_weights_match(
     w = aggregation_weights(loss_type, mask, group_size, max_completion_length)
     c = np.asarray(claimed, dtype=np.float64)
     return c.shape == w.shape and bool(np.allclose(c, w, rtol=rtol, atol=rtol * np.abs(w).max()))
+
+
+def k3_symbolic_bias(estimator: Any) -> Any:
+    """:math:`\\mathbb E_{o \\sim p}[f(x_o)] - D_{KL}(p \\| q)` in SymPy, with :math:`x_o = q(o)/p(o)`, for
+    every pair of distributions on three outcomes (symbolic probabilities).
+
+    ``estimator`` maps the SymPy ratio ``x`` to the per-sample value, e.g.
+    ``lambda x: x - sympy.log(x) - 1`` (k3, Chapter 7 eq. ``k3``); the result simplifies to 0
+    exactly when the estimator is unbiased for :math:`D_{KL}(p \\| q)` on three outcomes.
+    """
+    import sympy as sp
+
+    p1, p2, q1, q2 = sp.symbols("p_1 p_2 q_1 q_2", positive=True)
+    p = [p1, p2, 1 - p1 - p2]
+    q = [q1, q2, 1 - q1 - q2]
+    mean = sum(pi * estimator(qi / pi) for pi, qi in zip(p, q))
+    kl = sum(pi * sp.log(pi / qi) for pi, qi in zip(p, q))
+    return sp.simplify(sp.expand_log(mean - kl, force=True))
