@@ -93,7 +93,7 @@ def test_train_rl_runs_each_method_and_gives_one_column_per_model():
     assert losses.shape == (3, 2)
     for method in ds.METHODS:
         cfg = ds.RLConfig(method=method, n_steps=3, prompts_per_step=2, group_size=4, eval_every=2, eval_samples=2)
-        params, h = ds.train_rl(ref, ref, task, cfg, seed=0)
+        _, h = ds.train_rl(ref, ref, task, cfg, seed=0)
         assert h.train_reward.shape == h.kl_exact.shape == (3, 2) and h.heldout_success.shape == (3, 2)
         assert h.eval_step == [0, 2, 3] and np.all(h.kl_exact >= -1e-6)
         assert (h.critic_bytes > 0) == (method == "ppo")
