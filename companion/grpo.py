@@ -106,7 +106,9 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-def k3_gradient_expectation(logits: Any, ref_logits: Any, sampling_probs: Any = None) -> np.ndarray:
+def k3_gradient_expectation(
+    logits: Any, ref_logits: Any, sampling_probs: Any = None, importance_weighted: bool = False
+) -> np.ndarray:
     """Expected gradient, w.r.t. ``logits``, of the k3 penalty differentiated at sampled tokens.
 
     For a categorical policy :math:`\\pi = \\operatorname{softmax}(z)` and reference
@@ -116,7 +118,11 @@ def k3_gradient_expectation(logits: Any, ref_logits: Any, sampling_probs: Any = 
     :math:`\\mu` *held fixed* (sampling is not differentiated). This computes that sum
     exactly with torch autograd, with :math:`\\mu = \\pi` detached (on-policy, the
     default) or :math:`\\mu` = ``sampling_probs`` (tokens from an older policy, as in the
-    second and later inner steps of GRPO). Compare with :func:`kl_gradient`.
+    second and later inner steps of GRPO). ``importance_weighted=True`` multiplies each
+    term by the (differentiated) ratio :math:`\\pi(o)/\\mu(o)`, as TRL's
+    ``use_bias_correction_kl`` does; the sum is then :math:`\\mathbb E_\\pi[\\mathrm{k3}]`
+    itself and its gradient that of :math:`D_{KL}(\\pi \\| \\pi_{ref})`. Compare with
+    :func:`kl_gradient`.
     """
     import torch
 
@@ -131,7 +137,12 @@ def k3_gradient_expectation(logits: Any, ref_logits: Any, sampling_probs: Any = 
         weights = logp.exp().detach()
     else:
         weights = torch.tensor(check_distribution(sampling_probs, "sampling_probs", shape=z0.shape))
-    (weights * kl_k3(logp, logp_ref)).sum().backward()
+    if not isinstance(importance_weighted, bool):
+        raise ValueError(f"importance_weighted must be a bool, got {importance_weighted!r}")
+    terms = weights * kl_k3(logp, logp_ref)
+    if importance_weighted:
+        terms = terms * torch.exp(logp - torch.log(weights))
+    terms.sum().backward()
     return z.grad.numpy().copy()
 
 
@@ -157,7 +168,12 @@ def kl_gradient(logits: Any, ref_logits: Any, direction: str) -> np.ndarray:
 
 
 def k3_gradient_matches(
-    logits: Any, ref_logits: Any, direction: str, sampling_probs: Any = None, rtol: float = 1e-8
+    logits: Any,
+    ref_logits: Any,
+    direction: str,
+    sampling_probs: Any = None,
+    importance_weighted: bool = False,
+    rtol: float = 1e-8,
 ) -> bool:
     """Whether the expected gradient of the sampled k3 penalty equals the exact gradient of a KL.
 
@@ -166,7 +182,7 @@ def k3_gradient_matches(
     to ``rtol`` relative to the larger gradient's norm. The chapter calls it with both
     claims; a test feeds the wrong one.
     """
-    g = k3_gradient_expectation(logits, ref_logits, sampling_probs)
+    g = k3_gradient_expectation(logits, ref_logits, sampling_probs, importance_weighted)
     exact = kl_gradient(logits, ref_logits, direction)
     scale = max(np.linalg.norm(g), np.linalg.norm(exact), 1e-12)
     return bool(np.linalg.norm(g - exact) <= rtol * scale)

@@ -47,6 +47,9 @@ def test_off_policy_tokens_match_neither_kl():
         old /= old.sum()
         for d in grpo.KL_DIRECTIONS:
             assert not grpo.k3_gradient_matches(z, zr, d, sampling_probs=old)
+        # with the ratio pi / pi_old (TRL's use_bias_correction_kl) it is grad KL(pi || pi_ref)
+        assert grpo.k3_gradient_matches(z, zr, "pi||ref", old, importance_weighted=True)
+        assert not grpo.k3_gradient_matches(z, zr, "ref||pi", old, importance_weighted=True)
     # and with the current policy's own probabilities as sampling weights, the claim holds
     z, zr = _instances(1)[0]
     p = np.exp(z - z.max())
