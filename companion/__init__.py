@@ -10,7 +10,8 @@ states the equation it implements and the chapter that derives it.
 * :mod:`companion.trpo` - divergences, TRPO bounds, conjugate gradient, Fisher-vector products (Ch. 4)
 * :mod:`companion.ppo` - the clipped surrogate and a PPO learner (Ch. 5)
 * :mod:`companion.gae` - generalized advantage estimation (Ch. 6)
-* :mod:`companion.grpo` - group advantages, the k3 KL estimator, the GRPO loss and experiment (Ch. 7)
+* :mod:`companion.grpo` - group advantages, the k3 KL estimator and its gradient, the GRPO losses (Ch. 7)
+* :mod:`companion.digit_sum` - the toy verifiable-reward task and the seed-batched GRPO/PPO/REINFORCE experiment (Ch. 7)
 * :mod:`companion.rollout`, :mod:`companion.nets` - vector-environment rollouts and MLPs for the learners
 * :mod:`companion.stats` - bootstrap intervals over seeds for every stochastic claim
 * :mod:`companion.exercises` - checkers for the book's coding exercises, one module per chapter

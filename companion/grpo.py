@@ -2,40 +2,43 @@
 
 GRPO drops PPO's critic: for each prompt it samples a *group* of ``G`` outputs, scores
 them with a verifiable reward, and uses each output's reward normalised within its group
-as the advantage of every one of its tokens. This module holds the pure pieces (group
-advantages, the k3 KL estimator, the loss with its three aggregation variants) and a
-small, complete experiment: a GRU policy that learns to emit digits summing to a target,
-trained by supervised warm-up, then by GRPO, PPO with a value head, or REINFORCE with a
-group-mean baseline.
+as the advantage of every one of its tokens. This module holds only the pure pieces:
+group advantages, the k3 KL estimator (and what its gradient estimates), and the loss
+with its aggregation variants. The chapter's experiment (a toy task, its policy and
+trainers) is in :mod:`companion.digit_sum`.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+import math
 from typing import Any
 
 import numpy as np
 
-from companion._validate import check_positive_int
+from companion._validate import check_distribution, check_positive_int
 
 __all__ = [
     "group_advantages",
     "kl_k3",
+    "k3_symbolic_bias",
+    "KL_DIRECTIONS",
+    "k3_gradient_expectation",
+    "kl_gradient",
+    "k3_gradient_matches",
     "LOSS_TYPES",
     "grpo_loss",
-    "DigitSumTask",
-    "GRUPolicy",
-    "sample_outputs",
-    "sequence_logp",
-    "supervised_warmup",
-    "success_rate",
-    "RLConfig",
-    "RLHistory",
-    "train_rl",
+    "aggregation_weights",
+    "aggregation_weights_match",
 ]
 
-LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
+LOSS_TYPES = ("grpo", "bnpo", "dapo", "dr_grpo")
+KL_DIRECTIONS = ("pi||ref", "ref||pi")
+
+
+def _check_eps(eps: Any) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps <= 0:
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+    return float(eps)
 
 
 def group_advantages(rewards: Any, scale: bool = True, eps: float = 1e-4) -> Any:
@@ -47,12 +50,15 @@ def group_advantages(rewards: Any, scale: bool = True, eps: float = 1e-4) -> Any
     standard deviation 1 (up to ``eps``). A group whose rewards are all equal gets zero
     advantages: it carries no learning signal. ``scale=False`` gives the Dr. GRPO form
     :math:`r_i - \\operatorname{mean}(r)`. numpy in, numpy out; torch in, torch out.
+    ``eps`` must be positive (an all-equal group would otherwise give 0/0).
     """
-    is_torch = type(rewards).__module__.startswith("torch")
-    if is_torch:
+    eps = _check_eps(eps)
+    if not isinstance(scale, (bool, np.bool_)):
+        raise ValueError(f"scale must be a bool, got {scale!r}")
+    if type(rewards).__module__.startswith("torch"):
         import torch
 
-        r = rewards.to(torch.float64) if not rewards.is_floating_point() else rewards
+        r = rewards if rewards.is_floating_point() else rewards.to(torch.float64)
         if r.ndim != 2 or r.shape[1] < 2:
             raise ValueError(f"rewards must have shape (n_prompts, G) with G >= 2, got {tuple(r.shape)}")
         if not torch.all(torch.isfinite(r)):
@@ -64,8 +70,6 @@ def group_advantages(rewards: Any, scale: bool = True, eps: float = 1e-4) -> Any
         raise ValueError(f"rewards must have shape (n_prompts, G) with G >= 2, got {r.shape}")
     if not np.all(np.isfinite(r)):
         raise ValueError("rewards contain NaN or inf")
-    if not eps > 0:
-        raise ValueError(f"eps must be positive, got {eps}")
     centred = r - r.mean(axis=1, keepdims=True)
     return centred / (r.std(axis=1, ddof=1, keepdims=True) + eps) if scale else centred
 
@@ -73,16 +77,131 @@ def group_advantages(rewards: Any, scale: bool = True, eps: float = 1e-4) -> Any
 def kl_k3(logp: Any, logp_ref: Any) -> Any:
     """Per-token k3 estimator of :math:`D_{KL}(\\pi \\| \\pi_{ref})` from tokens sampled from :math:`\\pi`.
 
-    :math:`\\exp(\\log\\pi_{ref} - \\log\\pi) - (\\log\\pi_{ref} - \\log\\pi) - 1`: unbiased, because
-    :math:`\\mathbb E_\\pi[\\pi_{ref}/\\pi] = 1`, and non-negative, because :math:`x - 1 - \\log x \\ge 0`
-    (Chapter 7, eq. ``k3``). Works on numpy arrays and torch tensors of equal shape.
+    :math:`x - \\log x - 1` with :math:`x = \\pi_{ref}/\\pi` at the sampled token
+    (Schulman 2020, "Approximating KL divergence"): its *value* is unbiased, because
+    :math:`\\mathbb E_\\pi[\\pi_{ref}/\\pi] = 1`, and non-negative, because
+    :math:`x - 1 - \\log x \\ge 0` (Chapter 7, eq. ``k3``). Its *gradient* is another
+    matter: see :func:`k3_gradient_expectation`. Works on numpy arrays and torch tensors
+    of equal shape.
     """
     if getattr(logp, "shape", None) != getattr(logp_ref, "shape", None):
-        raise ValueError(f"logp and logp_ref must have the same shape, got {getattr(logp, 'shape', None)} "
-                         f"and {getattr(logp_ref, 'shape', None)}")
+        raise ValueError(
+            f"logp and logp_ref must have the same shape, got {getattr(logp, 'shape', None)} "
+            f"and {getattr(logp_ref, 'shape', None)}"
+        )
     d = logp_ref - logp
     exp = d.exp() if hasattr(d, "exp") and not isinstance(d, np.ndarray) else np.exp(d)
     return exp - d - 1
+
+
+def _logits(x: Any, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 1 or arr.size < 2 or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be a finite 1-D array of at least 2 logits, got {arr!r}")
+    return arr
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def k3_gradient_expectation(
+    logits: Any, ref_logits: Any, sampling_probs: Any = None, importance_weighted: bool = False
+) -> np.ndarray:
+    """Expected gradient, w.r.t. ``logits``, of the k3 penalty differentiated at sampled tokens.
+
+    For a categorical policy :math:`\\pi = \\operatorname{softmax}(z)` and reference
+    :math:`\\pi_{ref}`, a loss that adds :math:`\\mathrm{k3}(o)` at tokens
+    :math:`o \\sim \\mu` and back-propagates through it has expected gradient
+    :math:`\\nabla_z \\sum_o \\mu(o)\\, \\mathrm{k3}_z(o)` with the sampling weights
+    :math:`\\mu` *held fixed* (sampling is not differentiated). This computes that sum
+    exactly with torch autograd, with :math:`\\mu = \\pi` detached (on-policy, the
+    default) or :math:`\\mu` = ``sampling_probs`` (tokens from an older policy, as in the
+    second and later inner steps of GRPO). ``importance_weighted=True`` multiplies each
+    term by the (differentiated) ratio :math:`\\pi(o)/\\mu(o)`, as TRL's
+    ``use_bias_correction_kl`` does; the sum is then :math:`\\mathbb E_\\pi[\\mathrm{k3}]`
+    itself and its gradient that of :math:`D_{KL}(\\pi \\| \\pi_{ref})`. Compare with
+    :func:`kl_gradient`.
+    """
+    import torch
+
+    z0 = _logits(logits, "logits")
+    zr = _logits(ref_logits, "ref_logits")
+    if zr.shape != z0.shape:
+        raise ValueError(f"ref_logits must have shape {z0.shape}, got {zr.shape}")
+    z = torch.tensor(z0, requires_grad=True)
+    logp = torch.log_softmax(z, 0)
+    logp_ref = torch.log_softmax(torch.tensor(zr), 0)
+    if sampling_probs is None:
+        weights = logp.exp().detach()
+    else:
+        weights = torch.tensor(check_distribution(sampling_probs, "sampling_probs", shape=z0.shape))
+    if not isinstance(importance_weighted, bool):
+        raise ValueError(f"importance_weighted must be a bool, got {importance_weighted!r}")
+    terms = weights * kl_k3(logp, logp_ref)
+    if importance_weighted:
+        terms = terms * torch.exp(logp - torch.log(weights))
+    terms.sum().backward()
+    return z.grad.numpy().copy()
+
+
+def kl_gradient(logits: Any, ref_logits: Any, direction: str) -> np.ndarray:
+    """Exact gradient w.r.t. ``logits`` of a KL between :math:`\\pi = \\operatorname{softmax}(z)` and :math:`\\pi_{ref}`.
+
+    Closed forms (no autograd), with :math:`p = \\pi`, :math:`q = \\pi_{ref}`:
+
+    * ``"pi||ref"``: :math:`\\partial_{z_j} D_{KL}(p \\| q) = p_j(\\log(p_j/q_j) - D_{KL}(p \\| q))`;
+    * ``"ref||pi"``: :math:`\\partial_{z_j} D_{KL}(q \\| p) = p_j - q_j`.
+    """
+    if direction not in KL_DIRECTIONS:
+        raise ValueError(f"direction must be one of {KL_DIRECTIONS}, got {direction!r}")
+    z = _logits(logits, "logits")
+    zr = _logits(ref_logits, "ref_logits")
+    if zr.shape != z.shape:
+        raise ValueError(f"ref_logits must have shape {z.shape}, got {zr.shape}")
+    p, q = _softmax(z), _softmax(zr)
+    if direction == "ref||pi":
+        return p - q
+    log_ratio = np.log(p) - np.log(q)
+    return p * (log_ratio - p @ log_ratio)
+
+
+def k3_gradient_matches(
+    logits: Any,
+    ref_logits: Any,
+    direction: str,
+    sampling_probs: Any = None,
+    importance_weighted: bool = False,
+    rtol: float = 1e-8,
+) -> bool:
+    """Whether the expected gradient of the sampled k3 penalty equals the exact gradient of a KL.
+
+    ``direction`` is the claim: ``"pi||ref"`` (the KL whose value k3 estimates) or
+    ``"ref||pi"``. True when :func:`k3_gradient_expectation` and :func:`kl_gradient` agree
+    to ``rtol`` relative to the larger gradient's norm. The chapter calls it with both
+    claims; a test feeds the wrong one.
+    """
+    g = k3_gradient_expectation(logits, ref_logits, sampling_probs, importance_weighted)
+    exact = kl_gradient(logits, ref_logits, direction)
+    scale = max(np.linalg.norm(g), np.linalg.norm(exact), 1e-12)
+    return bool(np.linalg.norm(g - exact) <= rtol * scale)
+
+
+def _check_clip_eps(clip_eps: Any) -> float | None:
+    if clip_eps is None:
+        return None
+    if isinstance(clip_eps, bool) or not isinstance(clip_eps, (int, float)):
+        raise ValueError(f"clip_eps must be a positive number or None, got {clip_eps!r}")
+    if not math.isfinite(clip_eps) or clip_eps <= 0:
+        raise ValueError(f"clip_eps must be positive and finite (or None: no clipping), got {clip_eps}")
+    return float(clip_eps)
+
+
+def _check_beta(beta: Any) -> float:
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta < 0:
+        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    return float(beta)
 
 
 def grpo_loss(
@@ -91,10 +210,11 @@ def grpo_loss(
     logp_ref: Any,
     advantages: Any,
     mask: Any,
-    clip_eps: float = 0.2,
+    clip_eps: float | None = 0.2,
     beta: float = 0.04,
     loss_type: str = "grpo",
-    max_len: int | None = None,
+    max_completion_length: int | None = None,
+    group_size: int | None = None,
 ) -> Any:
     """The GRPO loss to *minimise*, for a batch of ``B`` sampled outputs of up to ``T`` tokens (torch).
 
@@ -103,16 +223,26 @@ def grpo_loss(
     .. math::
 
         \\ell_{i,t} = \\min(r_{i,t} \\hat A_i, \\operatorname{clip}(r_{i,t}, 1-\\epsilon, 1+\\epsilon)\\hat A_i)
-                     - \\beta\\, \\mathrm{k3}_{i,t},
+                     - \\beta\\, \\mathrm{k3}_{i,t}
 
-    and the loss is minus an average of :math:`\\ell` over the valid tokens (``mask``):
+    (``clip_eps=None``: no clipping, :math:`\\ell = r \\hat A - \\beta\\,\\mathrm{k3}`), and the
+    loss is minus an average of :math:`\\ell` over the valid tokens (``mask``, entries 0
+    or 1), with :math:`|o_i|` the number of valid tokens of output :math:`i`:
 
-    * ``"grpo"`` (DeepSeekMath): mean over each output's tokens, then over outputs,
-      :math:`\\frac1B \\sum_i \\frac{1}{|o_i|} \\sum_t \\ell_{i,t}`;
-    * ``"dapo"``: one mean over all tokens of the batch, :math:`\\sum_{i,t} \\ell_{i,t} / \\sum_i |o_i|`;
-    * ``"dr_grpo"``: a sum over tokens divided by a constant, :math:`\\frac{1}{B\\, L_{\\max}} \\sum_{i,t} \\ell_{i,t}`
-      with :math:`L_{\\max}` = ``max_len`` (default ``T``); use it with unscaled advantages
-      (``group_advantages(..., scale=False)``).
+    * ``"grpo"`` (DeepSeekMath, Chapter 7 eq. ``grpo-objective``): mean over each
+      output's tokens, then over outputs, :math:`\\frac1B \\sum_i \\frac{1}{|o_i|} \\sum_t \\ell_{i,t}`;
+    * ``"dapo"`` (Yu et al. 2025, the equation of :math:`\\mathcal J_{DAPO}`): a token
+      mean *within each group* of ``group_size`` consecutive outputs,
+      :math:`\\sum_{i \\in g,t} \\ell_{i,t} / \\sum_{i \\in g} |o_i|`, then a mean over the
+      groups (the expectation over prompts);
+    * ``"bnpo"``: one token mean over the whole batch, :math:`\\sum_{i,t} \\ell_{i,t} / \\sum_i |o_i|`
+      (TRL's ``"bnpo"``; TRL's ``"dapo"`` is the same mean taken over the global,
+      accumulated batch). With one group per batch it equals ``"dapo"``;
+    * ``"dr_grpo"`` (Liu et al. 2025): a sum over tokens divided by a constant,
+      :math:`\\frac{1}{B\\, L_{\\max}} \\sum_{i,t} \\ell_{i,t}`, with :math:`L_{\\max}` =
+      ``max_completion_length``, the generation limit (as TRL uses), which is required:
+      the padded width ``T`` of a batch changes from batch to batch. Use it with
+      unscaled advantages (``group_advantages(..., scale=False)``).
 
     Shapes: ``logp``, ``logp_old``, ``logp_ref``, ``mask`` are ``(B, T)``; ``advantages`` is
     ``(B,)`` (one per output, broadcast to its tokens) or ``(B, T)``.
@@ -121,336 +251,107 @@ def grpo_loss(
 
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
+    clip_eps = _check_clip_eps(clip_eps)
+    beta = _check_beta(beta)
+    if logp.ndim != 2:
+        raise ValueError(f"logp must have shape (B, T), got {tuple(logp.shape)}")
     for name, x in (("logp_old", logp_old), ("logp_ref", logp_ref), ("mask", mask)):
         if x.shape != logp.shape:
             raise ValueError(f"{name} must have the shape of logp {tuple(logp.shape)}, got {tuple(x.shape)}")
-    if logp.ndim != 2:
-        raise ValueError(f"logp must have shape (B, T), got {tuple(logp.shape)}")
+    B, T = logp.shape
     adv = advantages[:, None] if advantages.ndim == 1 else advantages
-    if adv.shape[0] != logp.shape[0] or adv.shape[1] not in (1, logp.shape[1]):
-        raise ValueError(f"advantages must have shape (B,) or (B, T) with B={logp.shape[0]}, got {tuple(advantages.shape)}")
-    if not clip_eps > 0 or beta < 0:
-        raise ValueError(f"need clip_eps > 0 and beta >= 0, got {clip_eps} and {beta}")
+    if adv.ndim != 2 or adv.shape[0] != B or adv.shape[1] not in (1, T):
+        raise ValueError(f"advantages must have shape (B,) or (B, T) with B={B}, got {tuple(advantages.shape)}")
+    for name, x in (("logp", logp), ("logp_old", logp_old), ("logp_ref", logp_ref), ("advantages", adv)):
+        if not torch.all(torch.isfinite(x)):
+            raise ValueError(f"{name} contains NaN or inf")
+    if not torch.all((mask == 0) | (mask == 1)):
+        raise ValueError("mask must contain only 0 and 1 (valid token or padding)")
     m = mask.to(logp.dtype)
     lengths = m.sum(1)
     if torch.any(lengths == 0):
         raise ValueError("every output must have at least one valid token in mask")
+    if loss_type == "dr_grpo":
+        if max_completion_length is None:
+            raise ValueError("loss_type 'dr_grpo' needs max_completion_length (the generation limit)")
+        L = check_positive_int(max_completion_length, "max_completion_length")
+        if L < T:
+            raise ValueError(f"max_completion_length ({L}) is below the padded width of the batch ({T})")
+    if loss_type == "dapo":
+        if group_size is None:
+            raise ValueError("loss_type 'dapo' needs group_size (outputs per prompt)")
+        G = check_positive_int(group_size, "group_size")
+        if B % G:
+            raise ValueError(f"group_size ({G}) must divide the number of outputs ({B})")
     ratio = torch.exp(logp - logp_old)
-    per_token = torch.minimum(ratio * adv, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
+    if clip_eps is None:
+        per_token = ratio * adv
+    else:
+        per_token = torch.minimum(ratio * adv, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
     if beta:
         per_token = per_token - beta * kl_k3(logp, logp_ref)
     per_token = per_token * m
     if loss_type == "grpo":
         objective = (per_token.sum(1) / lengths).mean()
-    elif loss_type == "dapo":
+    elif loss_type == "bnpo":
         objective = per_token.sum() / lengths.sum()
+    elif loss_type == "dapo":
+        per_group = per_token.sum(1).reshape(-1, G).sum(1) / lengths.reshape(-1, G).sum(1)
+        objective = per_group.mean()
     else:
-        L = logp.shape[1] if max_len is None else check_positive_int(max_len, "max_len")
-        objective = per_token.sum() / (logp.shape[0] * L)
+        objective = per_token.sum() / (B * L)
     return -objective
 
 
-# ----------------------------------------------------------------------------- the experiment
+def aggregation_weights(
+    loss_type: str, mask: Any, group_size: int | None = None, max_completion_length: int | None = None
+) -> np.ndarray:
+    """Weight of each token's term in :func:`grpo_loss`, read off by automatic differentiation.
 
-
-@dataclass(frozen=True)
-class DigitSumTask:
-    """Prompts are two digits :math:`(a, b)`; the policy must emit 1 to ``max_len`` digits summing to :math:`a + b`, then stop.
-
-    Vocabulary: digits ``0..9`` are tokens ``0..9``, ``EOS`` is token 10. The reward is 1
-    if the output (up to ``EOS``) has between 1 and ``max_len`` digits that sum to
-    :math:`a + b`, else 0: a verifiable, outcome-only reward. Pairs are split into a
-    training set and held-out pairs that no update ever sees.
-    """
-
-    max_len: int = 4
-    n_heldout: int = 20
-    seed: int = 0
-
-    EOS = 10
-    VOCAB = 11
-
-    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(train_pairs, heldout_pairs)``, arrays of shape ``(n, 2)``."""
-        all_pairs = np.array([(a, b) for a in range(10) for b in range(10)])
-        perm = np.random.default_rng(self.seed).permutation(len(all_pairs))
-        return all_pairs[perm[self.n_heldout:]], all_pairs[perm[: self.n_heldout]]
-
-    def reward(self, prompts: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-        """Rewards for ``outputs`` of shape ``(B, max_len + 1)`` (tokens after ``EOS`` are ignored)."""
-        rewards = np.zeros(len(outputs))
-        for i, (p, out) in enumerate(zip(prompts, outputs)):
-            out = [int(tok) for tok in out]
-            if self.EOS not in out:
-                continue                                   # never stopped: no reward
-            digits = out[: out.index(self.EOS)]
-            if 1 <= len(digits) <= self.max_len and sum(digits) == int(p[0] + p[1]):
-                rewards[i] = 1.0
-        return rewards
-
-    def demonstration(self, prompt: np.ndarray, rng: np.random.Generator) -> list[int]:
-        """A random correct output for ``prompt`` (digits then ``EOS``), for the supervised warm-up."""
-        target = int(prompt[0] + prompt[1])
-        while True:
-            n = int(rng.integers(1, self.max_len + 1))
-            digits = rng.integers(0, 10, size=n)
-            if digits.sum() == target:
-                return [*map(int, digits), self.EOS]
-
-
-class GRUPolicy:
-    """A tiny autoregressive policy: embeds the two prompt digits, then a GRU emits tokens.
-
-    ``value_head=True`` adds a separate GRU critic of the same size that predicts, at
-    every generated position, the expected final reward (used by the PPO baseline).
-    """
-
-    def __init__(self, hidden: int = 64, value_head: bool = False, seed: int = 0) -> None:
-        import torch
-        import torch.nn as nn
-
-        torch.manual_seed(seed)
-        V = DigitSumTask.VOCAB
-        self.embed = nn.Embedding(V + 1, hidden)      # token V is the start-of-output token
-        self.prompt = nn.Linear(2 * hidden, hidden)
-        self.gru = nn.GRU(hidden, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, V)
-        self.modules = [self.embed, self.prompt, self.gru, self.head]
-        self.critic = None
-        if value_head:
-            self.critic = nn.ModuleDict({"embed": nn.Embedding(V + 1, hidden), "prompt": nn.Linear(2 * hidden, hidden),
-                                         "gru": nn.GRU(hidden, hidden, batch_first=True), "head": nn.Linear(hidden, 1)})
-
-    def policy_parameters(self) -> list[Any]:
-        return [p for m in self.modules for p in m.parameters()]
-
-    def critic_parameters(self) -> list[Any]:
-        return [] if self.critic is None else list(self.critic.parameters())
-
-    def state_dict(self) -> dict:
-        return {i: {k: v.clone() for k, v in m.state_dict().items()} for i, m in enumerate(self.modules)}
-
-    def load_state_dict(self, state: dict) -> None:
-        for i, m in enumerate(self.modules):
-            m.load_state_dict(state[i])
-
-    @staticmethod
-    def _initial_state(embed: Any, project: Any, prompts: Any) -> Any:
-        """GRU initial state from the two embedded prompt digits: shape ``(1, B, hidden)``."""
-        import torch
-
-        return torch.tanh(project(embed(prompts).reshape(prompts.shape[0], -1)))[None]
-
-    @staticmethod
-    def _inputs(prompts: Any, tokens: Any) -> Any:
-        import torch
-
-        start = torch.full((tokens.shape[0], 1), DigitSumTask.VOCAB, dtype=torch.long)
-        return torch.cat([start, tokens[:, :-1]], dim=1)
-
-    def logits(self, prompts: Any, tokens: Any) -> Any:
-        """Next-token logits at every position, teacher-forced on ``tokens``: shape ``(B, T, V)``."""
-        h0 = self._initial_state(self.embed, self.prompt, prompts)
-        out, _ = self.gru(self.embed(self._inputs(prompts, tokens)), h0)
-        return self.head(out)
-
-    def values(self, prompts: Any, tokens: Any) -> Any:
-        """Critic's value before each generated token: shape ``(B, T)``."""
-        c = self.critic
-        h0 = self._initial_state(c["embed"], c["prompt"], prompts)
-        out, _ = c["gru"](c["embed"](self._inputs(prompts, tokens)), h0)
-        return c["head"](out).squeeze(-1)
-
-
-def sample_outputs(policy: GRUPolicy, prompts: np.ndarray, max_len: int, generator: Any) -> tuple[Any, Any]:
-    """Sample one output per prompt; returns ``(tokens, mask)`` of shape ``(B, max_len + 1)``.
-
-    Generation stops at ``EOS`` or after ``max_len + 1`` tokens; ``mask`` marks the tokens
-    up to and including ``EOS``.
+    With all ratios at 1 (nothing clipped), no KL penalty and unit advantages, the
+    derivative of minus the loss with respect to each token's log-probability is the
+    weight with which that token enters the average. Returns a ``(B, T)`` array.
     """
     import torch
 
-    B = len(prompts)
-    p = torch.as_tensor(prompts, dtype=torch.long)
-    with torch.no_grad():
-        h = policy._initial_state(policy.embed, policy.prompt, p)
-        tok = torch.full((B, 1), DigitSumTask.VOCAB, dtype=torch.long)
-        tokens = torch.zeros((B, max_len + 1), dtype=torch.long)
-        alive = torch.ones(B, dtype=torch.bool)
-        mask = torch.zeros((B, max_len + 1))
-        for t in range(max_len + 1):
-            out, h = policy.gru(policy.embed(tok), h)
-            probs = torch.softmax(policy.head(out[:, -1]), -1)
-            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-            tokens[:, t] = torch.where(alive, nxt, torch.full_like(nxt, DigitSumTask.EOS))
-            mask[:, t] = alive.float()
-            alive = alive & (nxt != DigitSumTask.EOS)
-            tok = tokens[:, t : t + 1]
-    return tokens, mask
+    m = torch.as_tensor(np.asarray(mask, dtype=np.float64))
+    logp = torch.zeros(m.shape, dtype=torch.float64, requires_grad=True)
+    loss = grpo_loss(
+        logp, logp.detach(), logp.detach(), torch.ones(m.shape[0], dtype=torch.float64), m,
+        beta=0.0, loss_type=loss_type, max_completion_length=max_completion_length, group_size=group_size,
+    )
+    loss.backward()
+    return -logp.grad.numpy()
 
 
-def sequence_logp(policy: GRUPolicy, prompts: Any, tokens: Any) -> Any:
-    """Per-token :math:`\\log\\pi(o_t \\mid q, o_{<t})`, shape ``(B, T)``."""
-    import torch
-
-    return torch.log_softmax(policy.logits(prompts, tokens), -1).gather(2, tokens[..., None]).squeeze(-1)
-
-
-def success_rate(policy: GRUPolicy, task: DigitSumTask, pairs: np.ndarray, n_samples: int = 8, seed: int = 0) -> float:
-    """Fraction of sampled outputs that earn reward 1, over ``n_samples`` samples of each prompt in ``pairs``."""
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    prompts = np.repeat(pairs, n_samples, axis=0)
-    tokens, _ = sample_outputs(policy, prompts, task.max_len, gen)
-    return float(task.reward(prompts, tokens.numpy()).mean())
+def aggregation_weights_match(
+    loss_type: str,
+    mask: Any,
+    claimed: Any,
+    group_size: int | None = None,
+    max_completion_length: int | None = None,
+    rtol: float = 1e-12,
+) -> bool:
+    """Whether ``claimed`` (a ``(B, T)`` array of per-token weights, e.g. from a formula) is the
+    weighting :func:`grpo_loss` applies for ``loss_type`` (see :func:`aggregation_weights`)."""
+    w = aggregation_weights(loss_type, mask, group_size, max_completion_length)
+    c = np.asarray(claimed, dtype=np.float64)
+    return c.shape == w.shape and bool(np.allclose(c, w, rtol=rtol, atol=rtol * np.abs(w).max()))
 
 
-def supervised_warmup(policy: GRUPolicy, task: DigitSumTask, n_steps: int = 60, batch: int = 64,
-                      lr: float = 3e-3, seed: int = 0) -> list[float]:
-    """Teacher-forced cross-entropy on random correct outputs for training prompts (the "SFT" stage).
+def k3_symbolic_bias(estimator: Any) -> Any:
+    """:math:`\\mathbb E_{o \\sim p}[f(x_o)] - D_{KL}(p \\| q)` in SymPy, with :math:`x_o = q(o)/p(o)`, for
+    every pair of distributions on three outcomes (symbolic probabilities).
 
-    Returns the losses. Kept short on purpose: the result is the *reference model*, with a
-    modest success rate that RL then improves.
+    ``estimator`` maps the SymPy ratio ``x`` to the per-sample value, e.g.
+    ``lambda x: x - sympy.log(x) - 1`` (k3, Chapter 7 eq. ``k3``); the result simplifies to 0
+    exactly when the estimator is unbiased for :math:`D_{KL}(p \\| q)` on three outcomes.
     """
-    import torch
+    import sympy as sp
 
-    rng = np.random.default_rng(seed)
-    train_pairs, _ = task.pairs()
-    opt = torch.optim.Adam(policy.policy_parameters(), lr=lr)
-    losses = []
-    for _ in range(n_steps):
-        prompts = train_pairs[rng.integers(len(train_pairs), size=batch)]
-        demos = [task.demonstration(p, rng) for p in prompts]
-        T = task.max_len + 1
-        tokens = torch.full((batch, T), task.EOS, dtype=torch.long)
-        mask = torch.zeros((batch, T))
-        for i, d in enumerate(demos):
-            tokens[i, : len(d)] = torch.tensor(d)
-            mask[i, : len(d)] = 1
-        logp = sequence_logp(policy, torch.as_tensor(prompts), tokens)
-        loss = -(logp * mask).sum() / mask.sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    return losses
-
-
-@dataclass
-class RLConfig:
-    """Settings of :func:`train_rl`, shared by the three methods so they see the same samples."""
-
-    method: str = "grpo"
-    """``"grpo"``, ``"ppo"`` (learned value head, GAE) or ``"reinforce"`` (group-mean baseline)."""
-    n_steps: int = 120
-    """Batches of samples (the sample budget is ``n_steps * prompts_per_step * group_size`` outputs)."""
-    prompts_per_step: int = 16
-    """Prompts per batch."""
-    group_size: int = 8
-    """Outputs sampled per prompt (:math:`G`)."""
-    inner_updates: int = 2
-    """Gradient steps per batch (:math:`\\mu` in DeepSeekMath); REINFORCE always uses 1."""
-    lr: float = 3e-3
-    """Adam learning rate of the policy (and of the critic for PPO)."""
-    clip_eps: float = 0.2
-    """Ratio clipping :math:`\\epsilon`."""
-    beta: float = 0.04
-    """Weight of the k3 KL penalty to the reference policy (GRPO and PPO)."""
-    loss_type: str = "grpo"
-    """Aggregation of the per-token loss (:data:`LOSS_TYPES`), for GRPO."""
-    scale_advantages: bool = True
-    """Divide group advantages by the group's standard deviation (``False``: Dr. GRPO)."""
-    eval_every: int = 10
-    """Evaluate the held-out success rate every this many batches."""
-
-
-@dataclass
-class RLHistory:
-    """Per-batch and per-evaluation records of :func:`train_rl`."""
-
-    train_reward: list[float] = field(default_factory=list)
-    kl_to_ref: list[float] = field(default_factory=list)
-    mean_length: list[float] = field(default_factory=list)
-    eval_step: list[int] = field(default_factory=list)
-    heldout_success: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    policy_params: int = 0
-    critic_params: int = 0
-
-
-def train_rl(policy: GRUPolicy, reference: GRUPolicy, task: DigitSumTask, config: RLConfig, seed: int = 0,
-             progress: bool = False) -> RLHistory:
-    """Fine-tune ``policy`` with GRPO, PPO (value head) or REINFORCE (group-mean baseline); returns the history.
-
-    Every method draws the same number of outputs per batch: ``prompts_per_step`` prompts
-    times ``group_size`` samples each. The reward arrives only at the end of an output.
-    """
-    import torch
-    from tqdm.auto import tqdm
-
-    if config.method not in ("grpo", "ppo", "reinforce"):
-        raise ValueError(f"method must be 'grpo', 'ppo' or 'reinforce', got {config.method!r}")
-    if config.method == "ppo" and policy.critic is None:
-        raise ValueError("method 'ppo' needs a policy built with value_head=True")
-    check_positive_int(config.group_size, "group_size")
-    gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    train_pairs, heldout = task.pairs()
-    params = policy.policy_parameters()
-    opt = torch.optim.Adam(params, lr=config.lr)
-    critic_opt = torch.optim.Adam(policy.critic_parameters(), lr=config.lr) if config.method == "ppo" else None
-    hist = RLHistory(policy_params=sum(p.numel() for p in params),
-                     critic_params=sum(p.numel() for p in policy.critic_parameters()) if config.method == "ppo" else 0)
-    G = config.group_size
-    start = time.perf_counter()
-    for step in tqdm(range(config.n_steps), desc=config.method, disable=not progress):
-        if step % config.eval_every == 0:
-            t0 = time.perf_counter()
-            hist.eval_step.append(step)
-            hist.heldout_success.append(success_rate(policy, task, heldout, seed=10_000 + step))
-            start += time.perf_counter() - t0                          # evaluation is not training time
-        prompts_np = np.repeat(train_pairs[rng.integers(len(train_pairs), size=config.prompts_per_step)], G, axis=0)
-        tokens, mask = sample_outputs(policy, prompts_np, task.max_len, gen)
-        rewards = task.reward(prompts_np, tokens.numpy())
-        prompts = torch.as_tensor(prompts_np)
-        with torch.no_grad():
-            logp_old = sequence_logp(policy, prompts, tokens)
-            logp_ref = sequence_logp(reference, prompts, tokens)
-        r_t = torch.as_tensor(rewards, dtype=torch.float32)
-        if config.method == "ppo":
-            with torch.no_grad():
-                values = policy.values(prompts, tokens) * mask
-            # reward at the last valid token; gamma = lambda = 1 inside an output: A_t = R - V(t)
-            adv_tokens = (r_t[:, None] - values) * mask
-            adv_tokens = (adv_tokens - adv_tokens[mask > 0].mean()) / (adv_tokens[mask > 0].std() + 1e-8)
-            advantages = adv_tokens
-        elif config.method == "grpo":
-            advantages = group_advantages(r_t.reshape(-1, G), scale=config.scale_advantages).reshape(-1)
-        else:
-            advantages = group_advantages(r_t.reshape(-1, G), scale=False).reshape(-1)
-        n_inner = 1 if config.method == "reinforce" else config.inner_updates
-        for _ in range(n_inner):
-            logp = sequence_logp(policy, prompts, tokens)
-            if config.method == "reinforce":
-                loss = -((logp * mask).sum(1) * advantages).mean()
-            else:
-                loss = grpo_loss(logp, logp_old, logp_ref, advantages, mask, config.clip_eps, config.beta,
-                                 config.loss_type if config.method == "grpo" else "dapo")
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            if critic_opt is not None:
-                v_loss = (((policy.values(prompts, tokens) - r_t[:, None]) ** 2) * mask).sum() / mask.sum()
-                critic_opt.zero_grad()
-                v_loss.backward()
-                critic_opt.step()
-        with torch.no_grad():
-            hist.train_reward.append(float(rewards.mean()))
-            hist.kl_to_ref.append(float((kl_k3(logp_old, logp_ref) * mask).sum() / mask.sum()))
-            hist.mean_length.append(float(mask.sum(1).mean() - 1))          # digits, not counting EOS
-    hist.eval_step.append(config.n_steps)
-    hist.heldout_success.append(success_rate(policy, task, heldout, seed=10_000 + config.n_steps))
-    hist.seconds = time.perf_counter() - start
-    return hist
+    p1, p2, q1, q2 = sp.symbols("p_1 p_2 q_1 q_2", positive=True)
+    p = [p1, p2, 1 - p1 - p2]
+    q = [q1, q2, 1 - q1 - q2]
+    mean = sum(pi * estimator(qi / pi) for pi, qi in zip(p, q))
+    kl = sum(pi * sp.log(pi / qi) for pi, qi in zip(p, q))
+    return sp.simplify(sp.expand_log(mean - kl, force=True))

@@ -22,15 +22,6 @@ def test_group_advantages_numpy_and_torch_agree():
     assert np.allclose(a_np.mean(1), 0) and np.allclose(a_np.std(1, ddof=1), 1, atol=1e-3)
 
 
-def test_group_advantages_refuses_bad_input():
-    with pytest.raises(ValueError, match="G >= 2"):
-        grpo.group_advantages(np.ones((3, 1)))
-    with pytest.raises(ValueError, match="shape"):
-        grpo.group_advantages(np.ones(4))
-    with pytest.raises(ValueError, match="NaN"):
-        grpo.group_advantages(np.array([[1.0, np.nan]]))
-
-
 def test_kl_k3_unbiased_nonnegative_and_types():
     p = np.array([0.2, 0.5, 0.3])
     q = np.array([0.4, 0.4, 0.2])
@@ -48,78 +39,127 @@ def _batch():
     return mask, torch.tensor([2.0, -1.0])
 
 
-@pytest.mark.parametrize("loss_type, weights", [
-    ("grpo", [[1 / 2, 0, 0], [1 / 6, 1 / 6, 1 / 6]]),
-    ("dapo", [[1 / 4, 0, 0], [1 / 4, 1 / 4, 1 / 4]]),
-    ("dr_grpo", [[1 / 6, 0, 0], [1 / 6, 1 / 6, 1 / 6]]),
+@pytest.mark.parametrize("loss_type, kwargs, weights", [
+    ("grpo", {}, [[1 / 2, 0, 0], [1 / 6, 1 / 6, 1 / 6]]),
+    ("bnpo", {}, [[1 / 4, 0, 0], [1 / 4, 1 / 4, 1 / 4]]),
+    ("dapo", {"group_size": 2}, [[1 / 4, 0, 0], [1 / 4, 1 / 4, 1 / 4]]),
+    ("dapo", {"group_size": 1}, [[1 / 2, 0, 0], [1 / 6, 1 / 6, 1 / 6]]),
+    ("dr_grpo", {"max_completion_length": 5}, [[1 / 10, 0, 0], [1 / 10, 1 / 10, 1 / 10]]),
 ])
-def test_grpo_loss_token_weights(loss_type, weights):
+def test_grpo_loss_token_weights(loss_type, kwargs, weights):
     mask, adv = _batch()
     logp = torch.zeros(2, 3, requires_grad=True)
-    grpo.grpo_loss(logp, logp.detach(), logp.detach(), adv, mask, beta=0.0, loss_type=loss_type).backward()
+    grpo.grpo_loss(logp, logp.detach(), logp.detach(), adv, mask, beta=0.0, loss_type=loss_type, **kwargs).backward()
     assert torch.allclose(logp.grad, -adv[:, None] * torch.tensor(weights))
+
+
+def test_dapo_is_a_token_mean_per_group_not_over_the_batch():
+    # two groups of two outputs: lengths (1, 1) and (3, 3)
+    mask = torch.tensor([[1.0, 0, 0], [1, 0, 0], [1, 1, 1], [1, 1, 1]])
+    w = grpo.aggregation_weights("dapo", mask, group_size=2)
+    assert np.allclose(w[0, 0], 1 / 2 * 1 / 2) and np.allclose(w[2, 0], 1 / 2 * 1 / 6)
+    batch_mean = mask.numpy() / mask.sum().item()                       # the "bnpo" normaliser
+    assert not grpo.aggregation_weights_match("dapo", mask, batch_mean, group_size=2)
+    assert grpo.aggregation_weights_match("bnpo", mask, batch_mean)
+
+
+def test_dr_grpo_normaliser_is_the_generation_limit_not_the_padded_width():
+    mask, _ = _batch()
+    padded = mask.numpy() / (2 * 3)                                     # T = 3, the padded width
+    limit = mask.numpy() / (2 * 8)
+    assert grpo.aggregation_weights_match("dr_grpo", mask, limit, max_completion_length=8)
+    assert not grpo.aggregation_weights_match("dr_grpo", mask, padded, max_completion_length=8)
+    with pytest.raises(ValueError, match="max_completion_length"):
+        grpo.aggregation_weights("dr_grpo", mask)
 
 
 def test_grpo_loss_clipping_and_kl():
     mask, adv = _batch()
     logp_old = torch.zeros(2, 3)
     logp = torch.full((2, 3), np.log(1.5))            # ratio 1.5: clipped at 1.2 for A > 0, not for A < 0
-    loss = grpo.grpo_loss(logp, logp_old, logp, adv, mask, clip_eps=0.2, beta=0.0, loss_type="dapo")
+    loss = grpo.grpo_loss(logp, logp_old, logp, adv, mask, clip_eps=0.2, beta=0.0, loss_type="bnpo")
     per_token = torch.tensor([[1.2 * 2, 0, 0], [-1.5, -1.5, -1.5]])
     assert loss.item() == pytest.approx(-(per_token * mask).sum().item() / 4)
-    with_kl = grpo.grpo_loss(logp, logp_old, logp_old, adv, mask, clip_eps=0.2, beta=0.5, loss_type="dapo")
+    with_kl = grpo.grpo_loss(logp, logp_old, logp_old, adv, mask, clip_eps=0.2, beta=0.5, loss_type="bnpo")
     k3 = 1 / 1.5 - np.log(1 / 1.5) - 1
     assert with_kl.item() == pytest.approx(loss.item() + 0.5 * k3)
+    unclipped = grpo.grpo_loss(logp, logp_old, logp, adv, mask, clip_eps=None, beta=0.0, loss_type="bnpo")
+    assert unclipped.item() == pytest.approx(-(1.5 * 2 - 1.5 * 3) / 4)
 
 
-def test_grpo_loss_refuses_bad_input():
-    mask, adv = _batch()
-    z = torch.zeros(2, 3)
-    with pytest.raises(ValueError, match="loss_type"):
-        grpo.grpo_loss(z, z, z, adv, mask, loss_type="ppo")
-    with pytest.raises(ValueError, match="shape of logp"):
-        grpo.grpo_loss(z, torch.zeros(2, 2), z, adv, mask)
-    with pytest.raises(ValueError, match="advantages"):
-        grpo.grpo_loss(z, z, z, torch.zeros(3), mask)
-    with pytest.raises(ValueError, match="at least one valid token"):
-        grpo.grpo_loss(z, z, z, adv, torch.zeros(2, 3))
+_Z = torch.zeros(2, 3)
+_M, _A = _batch()
 
 
-def test_digit_sum_task_reward_and_split():
-    task = grpo.DigitSumTask()
-    E = task.EOS
-    prompts = np.array([[3, 4], [3, 4], [3, 4], [0, 0], [9, 9]])
-    outputs = np.array([[7, E, E, E, E], [3, 4, E, E, E], [3, 3, E, E, E], [E, E, E, E, E], [9, 9, 0, 0, 0]])
-    assert list(task.reward(prompts, outputs)) == [1, 1, 0, 0, 0]   # empty answer and no EOS earn nothing
-    train, held = task.pairs()
-    assert len(train) == 80 and len(held) == 20
-    assert not {tuple(p) for p in train} & {tuple(p) for p in held}
-    rng = np.random.default_rng(0)
-    demo = task.demonstration(np.array([9, 8]), rng)
-    assert demo[-1] == E and sum(demo[:-1]) == 17
+@pytest.mark.parametrize("kwargs, match", [
+    ({"loss_type": "ppo"}, "loss_type"),
+    ({"logp_old": torch.zeros(2, 2)}, "shape of logp"),
+    ({"advantages": torch.zeros(3)}, "advantages"),
+    ({"advantages": torch.tensor([1.0, float("nan")])}, "advantages contains NaN"),
+    ({"logp": torch.full((2, 3), float("nan"))}, "logp contains NaN"),
+    ({"mask": torch.zeros(2, 3)}, "at least one valid token"),
+    ({"mask": 2 * _M}, "only 0 and 1"),
+    ({"mask": -_M}, "only 0 and 1"),
+    ({"beta": float("nan")}, "beta"),
+    ({"beta": -0.1}, "beta"),
+    ({"beta": float("inf")}, "beta"),
+    ({"clip_eps": 0.0}, "clip_eps"),
+    ({"clip_eps": float("nan")}, "clip_eps"),
+    ({"clip_eps": "0.2"}, "clip_eps"),
+    ({"loss_type": "dr_grpo"}, "max_completion_length"),
+    ({"loss_type": "dr_grpo", "max_completion_length": 2}, "padded width"),
+    ({"loss_type": "dr_grpo", "max_completion_length": 0}, "max_completion_length"),
+    ({"loss_type": "dapo"}, "group_size"),
+    ({"loss_type": "dapo", "group_size": 3}, "divide"),
+    ({"loss_type": "dapo", "group_size": 0}, "group_size"),
+])
+def test_grpo_loss_refuses_bad_input(kwargs, match):
+    args = {"logp": _Z, "logp_old": _Z, "logp_ref": _Z, "advantages": _A, "mask": _M}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        grpo.grpo_loss(**args)
 
 
-def test_sampling_and_logp_are_consistent():
-    policy = grpo.GRUPolicy(seed=0)
-    prompts = np.array([[1, 2], [3, 4], [5, 6]])
-    tokens, mask = grpo.sample_outputs(policy, prompts, 4, torch.Generator().manual_seed(0))
-    assert tokens.shape == mask.shape == (3, 5)
-    assert torch.all(mask[:, 0] == 1)
-    logp = grpo.sequence_logp(policy, torch.as_tensor(prompts), tokens)
-    assert logp.shape == (3, 5) and torch.all(logp <= 0)
+@pytest.mark.parametrize("rewards, kwargs, match", [
+    (np.ones((3, 1)), {}, "G >= 2"),
+    (np.ones(4), {}, "shape"),
+    (np.array([[1.0, np.nan]]), {}, "NaN"),
+    (torch.tensor([[1.0, float("nan")]]), {}, "NaN"),
+    (torch.ones(3, 1), {}, "G >= 2"),
+    (np.ones((2, 2)), {"eps": 0.0}, "eps"),
+    (torch.ones(2, 2), {"eps": 0.0}, "eps"),
+    (torch.ones(2, 2), {"eps": -1e-3}, "eps"),
+    (np.ones((2, 2)), {"eps": float("nan")}, "eps"),
+    (np.ones((2, 2)), {"scale": "yes"}, "scale"),
+])
+def test_group_advantages_refuses_bad_input(rewards, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        grpo.group_advantages(rewards, **kwargs)
 
 
-@pytest.mark.slow
-def test_grpo_improves_over_the_reference():
-    task = grpo.DigitSumTask()
-    ref = grpo.GRUPolicy(seed=0)
-    grpo.supervised_warmup(ref, task, n_steps=60)
-    policy = grpo.GRUPolicy(seed=0)
-    policy.load_state_dict(ref.state_dict())
-    _, held = task.pairs()
-    before = grpo.success_rate(ref, task, held, n_samples=32, seed=1)
-    hist = grpo.train_rl(policy, ref, task, grpo.RLConfig(n_steps=150), seed=0)
-    after = grpo.success_rate(policy, task, held, n_samples=32, seed=2)
-    assert after > before + 0.1 and len(hist.heldout_success) == 16
-    with pytest.raises(ValueError, match="value_head"):
-        grpo.train_rl(grpo.GRUPolicy(), ref, task, grpo.RLConfig(method="ppo", n_steps=1))
+def test_k3_gradient_is_the_gradient_of_kl_ref_pi():
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        z, zr = 2 * rng.normal(size=6), 2 * rng.normal(size=6)
+        assert grpo.k3_gradient_matches(z, zr, "ref||pi")
+        assert not grpo.k3_gradient_matches(z, zr, "pi||ref")
+        old = np.exp(z + rng.normal(size=6))
+        old /= old.sum()
+        assert not grpo.k3_gradient_matches(z, zr, "ref||pi", sampling_probs=old)
+
+
+def test_kl_gradient_closed_forms_match_autograd():
+    rng = np.random.default_rng(4)
+    z, zr = rng.normal(size=4), rng.normal(size=4)
+    t = torch.tensor(z, requires_grad=True)
+    p, q = torch.softmax(t, 0), torch.softmax(torch.tensor(zr), 0)
+    (p * (p.log() - q.log())).sum().backward()
+    assert np.allclose(t.grad.numpy(), grpo.kl_gradient(z, zr, "pi||ref"))
+    t.grad = None
+    p = torch.softmax(t, 0)
+    (q * (q.log() - p.log())).sum().backward()
+    assert np.allclose(t.grad.numpy(), grpo.kl_gradient(z, zr, "ref||pi"))
+    with pytest.raises(ValueError, match="direction"):
+        grpo.kl_gradient(z, zr, "forward")
+    with pytest.raises(ValueError, match="sampling_probs"):
+        grpo.k3_gradient_expectation(z, zr, sampling_probs=np.ones(4))

@@ -42,7 +42,11 @@ from companion.exercises.ch6_gae import (
     check_k_step_advantage,
     check_monte_carlo_advantage,
 )
-from companion.exercises.ch7_grpo import check_group_advantages, check_k3_expectation
+from companion.exercises.ch7_grpo import (
+    check_group_advantages,
+    check_k3_expectation,
+    check_k3_values,
+)
 
 __all__ = [
     "ExerciseFailure",
@@ -64,4 +68,5 @@ __all__ = [
     "check_approx_kl",
     "check_group_advantages",
     "check_k3_expectation",
+    "check_k3_values",
 ]
