@@ -46,6 +46,9 @@ __all__ = [
     "BoundCase",
     "bound_cases",
     "bound_violations",
+    "bound_equality_error",
+    "coupling_series_gap",
+    "step_violations",
     "tight_case",
     "worst_case_ratio",
     "coupling_distances",
@@ -397,6 +400,88 @@ def bound_violations(
     return count
 
 
+def bound_equality_error(
+    bound: Callable[..., Any], cases: Sequence[BoundCase]
+) -> float:
+    """Largest :math:`|\\text{gain} - \\text{bound}| / (1 + |\\text{gain}|)` over ``cases``.
+
+    The two-sided companion of :func:`bound_violations`: on cases where the theorem is
+    an equality (:func:`tight_case`), a candidate ``bound(policy_adv, eps, alpha,
+    gamma)`` that is too *low* (a doubled penalty, :math:`\\alpha` in place of
+    :math:`\\alpha^2`) is as wrong as one that is too high, and only this error (not a
+    count of violations) sees it. Returns 0.0 for no cases.
+    """
+    err = 0.0
+    for c in cases:
+        b = float(bound(c.policy_adv, c.eps, c.alpha, c.gamma))
+        err = max(err, abs(c.gain - b) / (1 + abs(c.gain)))
+    return err
+
+
+def coupling_series_gap(term: Callable[[Any, Any, Any], Any]) -> Any:
+    """SymPy difference between a summed series and the proof's closed form.
+
+    ``term(t, alpha, gamma)`` is a SymPy expression in the integer symbol
+    :math:`t \\ge 0`; it is summed by ``sympy.summation`` from :math:`t = 0` to
+    :math:`\\infty` (each geometric series keeps its convergent branch, valid since
+    :math:`0 \\le \\gamma(1-\\alpha) \\le \\gamma < 1`) and compared with
+    :math:`\\alpha\\gamma/((1-\\gamma)(1-\\gamma(1-\\alpha)))`, the value of
+    :math:`\\sum_t \\gamma^t(1 - (1-\\alpha)^t)` in the proof of the Kakade-Langford
+    bound (Chapter 3). Returns the simplified difference: 0 for the right series.
+    Symbols are positive ``alpha``, ``gamma`` and a non-negative integer ``t``.
+    """
+    import sympy as sp
+
+    al, g = sp.symbols("alpha gamma", positive=True)
+    t = sp.Symbol("t", integer=True, nonnegative=True)
+    series = sp.summation(sp.sympify(term(t, al, g)), (t, 0, sp.oo))
+    series = series.replace(
+        lambda e: isinstance(e, sp.Piecewise), lambda e: e.args[0].expr
+    )
+    return sp.simplify(series - al * g / ((1 - g) * (1 - g * (1 - al))))
+
+
+def step_violations(
+    step_size: Callable[[float, float, float], float],
+    bound: Callable[..., Any],
+    cases: Sequence[tuple[TabularMDP, Any, Any]],
+    tol: float = 1e-10,
+) -> int:
+    """Number of cases where a CPI step fails: not a mixture, or below its guarantees.
+
+    For each ``(mdp, pi, pi_new)``, with :math:`\\mathbb A` = :func:`policy_advantage`
+    and :math:`\\varepsilon` = :func:`advantage_gap`, the step is ``alpha =
+    step_size(policy_adv, eps, gamma)``. A case counts as a violation when ``alpha``
+    lies outside [0, 1] (the "mixture" is then not a policy: an uncapped step), or when
+    the exact gain :math:`J(\\pi_\\alpha) - J(\\pi)` falls below ``bound(policy_adv,
+    eps, alpha, gamma)`` (e.g. :func:`kakade_langford_bound`) or below the guarantee
+    :func:`cpi_guaranteed_gain` of eq. ``cpi-alpha``, each by more than ``tol * (1 +
+    |value|)``. A too-low ``bound`` (a lower bound that is valid but looser) is not
+    rejected here: :func:`bound_equality_error` is the two-sided check.
+    """
+    tol = _finite(tol, "tol")
+    count = 0
+    for mdp, pi, pi_new in cases:
+        pi = check_policy(mdp, pi)
+        pi_new = check_policy(mdp, pi_new)
+        adv = policy_advantage(mdp, pi, pi_new)
+        eps = max(advantage_gap(mdp, pi, pi_new), adv)
+        alpha = float(step_size(adv, eps, mdp.gamma))
+        if not 0.0 <= alpha <= 1.0:
+            count += 1
+            continue
+        gain = expected_return(mdp, mixture(pi, pi_new, alpha)) - expected_return(
+            mdp, pi
+        )
+        b = float(bound(adv, eps, alpha, mdp.gamma))
+        guarantee = cpi_guaranteed_gain(adv, eps, mdp.gamma)
+        if gain < b - tol * (1 + abs(b)) or gain < guarantee - tol * (
+            1 + abs(guarantee)
+        ):
+            count += 1
+    return count
+
+
 def tight_case(
     gamma: float = 0.9, eps: float = 1.0
 ) -> tuple[TabularMDP, np.ndarray, np.ndarray]:
@@ -526,9 +611,13 @@ def one_state_counterexample(
 ) -> tuple[TabularMDP, np.ndarray, np.ndarray]:
     """One state, actions paying 0 and 1; :math:`\\pi` takes the first, :math:`\\pi'` the second.
 
-    Here :math:`\\mathbb A = \\varepsilon = 1`, and for :math:`\\gamma < 1/5` the cap
-    :math:`\\alpha^* = 1` binds: the true gain :math:`1/(1-\\gamma)` is then below
-    :math:`\\mathbb A^2/(8\\gamma\\varepsilon) = 1/(8\\gamma)`.
+    Here :math:`\\mathbb A = \\varepsilon = 1` and the mixture's gain is exactly
+    :math:`\\alpha/(1-\\gamma)`. For :math:`\\gamma \\le 1/5` the cap
+    :math:`\\alpha^* = 1` binds (:math:`(1-\\gamma)/(4\\gamma) \\ge 1`), and for
+    :math:`\\gamma < 1/9` the true gain :math:`1/(1-\\gamma)` is moreover below
+    :math:`\\mathbb A^2/(8\\gamma\\varepsilon) = 1/(8\\gamma)` (the two are equal at
+    :math:`\\gamma = 1/9`; for :math:`1/9 < \\gamma \\le 1/5` the cap binds but
+    :math:`1/(8\\gamma)` stays below the gain).
     """
     g = check_gamma(gamma)
     m = TabularMDP(np.ones((1, 2, 1)), np.array([[0.0, 1.0]]), g, np.array([1.0]))

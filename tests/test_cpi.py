@@ -204,3 +204,34 @@ def test_cpi_with_uniform_restart_escapes_the_trap():
         m, pi0=left, n_iters=20, restart=np.full(6, 1 / 6)
     )
     assert len(hist.alpha) == 20 and np.all(np.diff(hist.J) > 0)
+
+
+@pytest.mark.parametrize("gamma", [0.05, 0.1, 0.11, 0.12, 0.15, 0.2, 0.21, 0.5])
+def test_one_state_counterexample_thresholds(gamma):
+    # docstring: the cap binds iff gamma <= 1/5; the gain is below 1/(8 gamma) iff
+    # gamma < 1/9
+    m, p, q = cpi.one_state_counterexample(gamma)
+    adv, eps = cpi.policy_advantage(m, p, q), cpi.advantage_gap(m, p, q)
+    assert adv == pytest.approx(1.0) and eps == pytest.approx(1.0)
+    gain = M.expected_return(m, q) - M.expected_return(m, p)
+    assert gain == pytest.approx(1 / (1 - gamma))
+    assert (cpi.cpi_step_size(adv, eps, gamma) == 1.0) == (gamma <= 0.2)
+    assert (gain < 1 / (8 * gamma)) == (gamma < 1 / 9)
+
+
+def test_bound_equals_gain_on_tight_case_both_directions():
+    for gamma in (0.2, 0.9):
+        m, p, q = cpi.tight_case(gamma, eps=0.5)
+        for alpha in (0.1, 0.5, 1.0):
+            gain = M.expected_return(m, cpi.mixture(p, q, alpha)) - (
+                M.expected_return(m, p)
+            )
+            b = cpi.kakade_langford_bound(0.5, 0.5, alpha, gamma)
+            assert gain == pytest.approx(b, rel=1e-12, abs=1e-14)
+
+
+def test_new_checks_validate_and_handle_empty_input():
+    assert cpi.bound_equality_error(cpi.kakade_langford_bound, []) == 0.0
+    assert cpi.step_violations(cpi.cpi_step_size, cpi.kakade_langford_bound, []) == 0
+    with pytest.raises(ValueError, match="tol"):
+        cpi.step_violations(cpi.cpi_step_size, cpi.kakade_langford_bound, [], tol=NAN)

@@ -205,3 +205,52 @@ def test_reference_answers_agree_with_the_companion():
     p, q = M.random_policy(3, 2, seed=1), M.random_policy(3, 2, seed=2)
     diff = M.expected_return(m, q) - M.expected_return(m, p)
     assert pd_right(m.P, m.R, m.gamma, m.mu, p, q).sum() == pytest.approx(diff)
+
+
+# --------------------------------------------- a zero stub must not reveal the answer
+def _renderings(x):
+    """Ways a number may be printed: the answer must appear in none of them."""
+    out = set()
+    for v in (x, -x):
+        for fmt in ("{:.4g}", "{:+.4g}", "{:.3g}", "{:.3f}", "{:.2f}", "{:.6f}"):
+            out.add(fmt.format(v))
+    return {r for r in out if r.strip("+-0.") != ""}  # zero prints as itself
+
+
+@pytest.mark.parametrize(
+    "check, stub, reference",
+    [
+        (check_cpi_step_size, lambda a, e, g: 0.0, cpi.cpi_step_size),
+        (check_guaranteed_gain, lambda a, e, g: 0.0, cpi.cpi_guaranteed_gain),
+    ],
+    ids=["step_size", "guaranteed_gain"],
+)
+def test_scalar_checkers_zero_stub_hides_answer(check, stub, reference):
+    from companion.exercises.ch3_cpi import _STEP_CASES
+
+    with pytest.raises(ExerciseFailure) as info:
+        check(stub)
+    message = str(info.value)
+    assert "more than 10%" in message
+    adv, eps, gamma, _ = next(
+        c for c in _STEP_CASES if reference(c[0], c[1], c[2]) != 0
+    )
+    want = reference(adv, eps, gamma)
+    # the inputs are printed, the answer is not
+    message = message.replace(f"({adv}, {eps}, {gamma})", "")
+    for shown in _renderings(want):
+        assert shown not in message, shown
+
+
+def test_surrogate_zero_stub_hides_answer():
+    from companion.exercises._common import _policy_pairs
+
+    with pytest.raises(ExerciseFailure) as info:
+        check_surrogate(lambda *args: 0.0)
+    message = str(info.value)
+    assert "more than 10%" in message
+    _, m, pi, other = _policy_pairs()[0]
+    for want in (cpi.surrogate(m, pi, other), M.expected_return(m, pi)):
+        for shown in _renderings(want):
+            assert shown not in message, shown
+

@@ -16,10 +16,22 @@ def halved_penalty(adv, eps, alpha, gamma):
     return alpha * adv / (1 - gamma) - 0.5 * cpi.kl_penalty(eps, alpha, gamma)
 
 
-def no_denominator(
-    adv, eps, alpha, gamma
-):  # the simpler bound's penalty with 1 - gamma
+def simple_bound(adv, eps, alpha, gamma):  # 1 - gamma in the denominator: valid
+    return alpha / (1 - gamma) * (adv - 2 * alpha * gamma * eps / (1 - gamma))
+
+
+def simple_bound_halved_penalty(adv, eps, alpha, gamma):  # the factor 2 dropped
     return alpha / (1 - gamma) * (adv - alpha * gamma * eps / (1 - gamma))
+
+
+def doubled_penalty(adv, eps, alpha, gamma):  # valid but loose: only equality sees it
+    return alpha * adv / (1 - gamma) - 2 * cpi.kl_penalty(eps, alpha, gamma)
+
+
+def linear_penalty(adv, eps, alpha, gamma):  # alpha instead of alpha^2 in the penalty
+    return alpha * adv / (1 - gamma) - 2 * alpha * gamma * eps / (
+        (1 - gamma) * (1 - gamma * (1 - alpha))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +71,138 @@ def test_random_cases_cannot_tell_the_halved_penalty(random_cases):
 def test_wrong_penalty_rejected_on_tight_case(tight_cases):
     n_positive_alpha = sum(c.alpha > 0 for c in tight_cases)
     assert cpi.bound_violations(halved_penalty, tight_cases) == n_positive_alpha
-    assert cpi.bound_violations(no_denominator, tight_cases) > 0
+    assert cpi.bound_violations(simple_bound_halved_penalty, tight_cases) > 0
+
+
+def test_simpler_bound_is_valid(random_cases, tight_cases):
+    # 1 - gamma in place of 1 - gamma (1 - alpha), with the factor 2: a valid bound
+    assert cpi.bound_violations(simple_bound, random_cases + tight_cases) == 0
+
+
+def test_bound_is_an_equality_on_tight_case(tight_cases):
+    # two-sided: the companion's bound equals the exact gain, case by case
+    for c in tight_cases:
+        b = cpi.kakade_langford_bound(c.policy_adv, c.eps, c.alpha, c.gamma)
+        assert c.gain == pytest.approx(b, rel=1e-10, abs=1e-12)
+    assert cpi.bound_equality_error(cpi.kakade_langford_bound, tight_cases) < 1e-10
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [doubled_penalty, linear_penalty, halved_penalty, simple_bound],
+    ids=["doubled-penalty", "alpha-not-squared", "halved-penalty", "simpler-bound"],
+)
+def test_too_low_bounds_pass_one_sided_but_fail_equality(
+    wrong, random_cases, tight_cases
+):
+    if wrong in (doubled_penalty, linear_penalty, simple_bound):
+        # valid lower bounds, only looser: a count of violations cannot reject them
+        assert cpi.bound_violations(wrong, random_cases + tight_cases) == 0
+    assert cpi.bound_equality_error(wrong, tight_cases) > 1e-3
+
+
+def test_bound_matches_sympy_expression():
+    import sympy as sp
+
+    al, g, A, e = sp.symbols("alpha gamma A epsilon")
+    expr = al / (1 - g) * (A - 2 * al * g * e / (1 - g * (1 - al)))
+    f = sp.lambdify((A, e, al, g), expr)
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        eps = rng.uniform(0, 2)
+        adv, alpha, gamma = rng.uniform(-eps, eps), rng.uniform(), rng.uniform(0, 0.99)
+        assert cpi.kakade_langford_bound(adv, eps, alpha, gamma) == pytest.approx(
+            f(adv, eps, alpha, gamma), rel=1e-12, abs=1e-12
+        )
+    for wrong in (doubled_penalty, linear_penalty):
+        assert wrong(0.3, 0.5, 0.4, 0.9) != pytest.approx(f(0.3, 0.5, 0.4, 0.9))
+
+
+# ----------------------------------------- the series of the proof (Check (proof))
+def test_coupling_series_right_version():
+    assert cpi.coupling_series_gap(lambda t, a, g: g**t * (1 - (1 - a) ** t)) == 0
+    # summing from t = 1 changes nothing (the t = 0 term is 0): not a wrong version
+    assert cpi.coupling_series_gap(
+        lambda t, a, g: g ** (t + 1) * (1 - (1 - a) ** (t + 1))
+    ) == 0
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda t, a, g: g**t * (1 - (1 - a) ** (t + 1)),  # (1 - alpha)^(t+1)
+        lambda t, a, g: g ** (t + 1) * (1 - (1 - a) ** t),  # gamma^(t+1)
+        lambda t, a, g: g**t * (1 - a**t),  # alpha^t for (1 - alpha)^t
+        lambda t, a, g: g**t * (1 - a) ** t,  # without "1 -"
+    ],
+    ids=["one-minus-alpha-power-t+1", "gamma-power-t+1", "alpha^t", "no-one-minus"],
+)
+def test_coupling_series_wrong_versions_rejected(wrong):
+    assert cpi.coupling_series_gap(wrong) != 0
+
+
+# ------------------------------------------------ the CPI step (capped and uncapped)
+@pytest.fixture(scope="module")
+def step_cases():
+    cases = [cpi.one_state_counterexample(0.1), cpi.tight_case(0.1)]  # cap binds
+    cases += [cpi.tight_case(0.9), cpi.tight_case(0.5)]  # alpha* < 1
+    for i in range(6):
+        m = M.random_mdp(4, 3, gamma=0.1 + 0.15 * i, seed=700 + i)
+        p = M.random_policy(4, 3, seed=800 + i)
+        cases.append((m, p, M.greedy_policy(M.advantage_function(m, p))))
+    return cases
+
+
+def test_step_check_right_version_passes(step_cases):
+    assert (
+        cpi.step_violations(cpi.cpi_step_size, cpi.kakade_langford_bound, step_cases)
+        == 0
+    )
+    capped = [cpi.one_state_counterexample(0.1), cpi.tight_case(0.1)]
+    for m, p, q in capped:  # the cap really binds on these
+        adv = cpi.policy_advantage(m, p, q)
+        eps = max(cpi.advantage_gap(m, p, q), adv)
+        assert (1 - m.gamma) * adv / (4 * m.gamma * eps) > 1
+        assert cpi.cpi_step_size(adv, eps, m.gamma) == 1.0
+
+
+def _uncapped(a, e, g):
+    return 0.0 if a <= 0 else (1.0 if g == 0 else (1 - g) * a / (4 * g * e))
+
+
+def _no_four(a, e, g):
+    return 0.0 if a <= 0 else min(1.0, (1 - g) * a / (g * e))
+
+
+@pytest.mark.parametrize("wrong_step", [_uncapped, _no_four], ids=["uncapped", "no-4"])
+def test_step_check_rejects_wrong_step(step_cases, wrong_step):
+    assert cpi.step_violations(wrong_step, cpi.kakade_langford_bound, step_cases) > 0
+    # the uncapped step is rejected on the capped cases alone
+    capped = step_cases[:2]
+    if wrong_step is _uncapped:
+        assert cpi.step_violations(wrong_step, cpi.kakade_langford_bound, capped) == 2
+
+
+def _negated_penalty(a, e, al, g):
+    return al * a / (1 - g) + cpi.kl_penalty(e, al, g)
+
+
+def _no_penalty(a, e, al, g):
+    return al * a / (1 - g)
+
+
+@pytest.mark.parametrize(
+    "wrong_bound", [_negated_penalty, _no_penalty], ids=["negated", "dropped"]
+)
+def test_step_check_rejects_wrong_bound(step_cases, wrong_bound):
+    assert cpi.step_violations(cpi.cpi_step_size, wrong_bound, step_cases) > 0
+    # on the capped tight case alone, too
+    assert cpi.step_violations(cpi.cpi_step_size, wrong_bound, [step_cases[1]]) == 1
+
+
+def test_step_check_cannot_reject_a_looser_bound(step_cases):
+    # one-sided by design; bound_equality_error is the check that rejects this
+    assert cpi.step_violations(cpi.cpi_step_size, doubled_penalty, step_cases) == 0
 
 
 def test_tight_case_is_tight(tight_cases):

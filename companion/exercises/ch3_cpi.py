@@ -20,8 +20,19 @@ from companion.exercises._common import (
     _passed,
     _policy_pairs,
     _scalar,
+    _size_bucket,
     tolerance,
 )
+
+
+def _off_by(got: float, want: float) -> str:
+    """How far ``got`` is from ``want``, as a coarse bucket relative to the answer's scale.
+
+    The scale is that of :func:`tolerance` (``max(|want|, 1e-3)``). Only a bucket and a
+    direction are reported: the signed error of a stub returning 0 would be the answer.
+    """
+    scale = tolerance(want) / RTOL
+    return _size_bucket(abs(got - want) / scale) + " of the answer's scale"
 
 
 def check_performance_difference(performance_difference: Callable[..., Any]) -> bool:
@@ -88,11 +99,14 @@ def check_surrogate(surrogate_L: Callable[..., Any]) -> bool:
 
         got, want = L(other), surrogate(m, pi, other)
         if abs(got - want) > tolerance(want):
-            _fail(f"L_pi(pi_new) is off by {got - want:+.4g} {context}.")
+            _fail(
+                f"L_pi(pi_new) is off by {_off_by(got, want)} (relative tolerance "
+                f"1e-5) {context}."
+            )
         J_pi = _mdp.expected_return(m, pi)
         if abs(L(pi) - J_pi) > tolerance(J_pi):
             _fail(
-                f"L_pi(pi) should equal J(pi) but is off by {L(pi) - J_pi:+.4g} "
+                f"L_pi(pi) should equal J(pi) but is off by {_off_by(L(pi), J_pi)} "
                 f"{context}."
             )
         # directional derivatives along the mixture towards `other`: L is linear in its
@@ -104,8 +118,8 @@ def check_surrogate(surrogate_L: Callable[..., Any]) -> bool:
         slope_J = (_mdp.expected_return(m, mix) - J_pi) / h_J
         if abs(slope_L - slope_J) > 1e-4 * (1 + abs(slope_J)):
             _fail(
-                f"the slope of your L at pi towards pi_new is off by "
-                f"{slope_L - slope_J:+.4g} from the slope of J {context}."
+                f"the slope of your L at pi towards pi_new is off from the slope of J "
+                f"by {_off_by(slope_L, slope_J)} {context}."
             )
     return _passed(
         "surrogate_L has the right value (relative tolerance 1e-5) and the same "
@@ -134,7 +148,7 @@ def _check_scalar_cases(
         want = reference(adv, eps, gamma)
         if abs(got - want) > tolerance(want, RTOL):
             _fail(
-                f"{name}({adv}, {eps}, {gamma}) is off by {got - want:+.4g} "
+                f"{name}({adv}, {eps}, {gamma}) is off by {_off_by(got, want)} "
                 f"({what}; relative tolerance 1e-5)."
             )
 
