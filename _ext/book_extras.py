@@ -84,6 +84,8 @@ def _generate_notebooks(app: Any) -> None:
     from companion import notebooks
 
     src = Path(app.srcdir) / "book"
+    if not src.is_dir():  # a single-page build (jupyter-book build book/NN_x.md)
+        return
     for kind, folder in (("full", "notebooks"), ("student", "exercises")):
         dst = Path(app.srcdir) / GENERATED / folder
         if dst.exists():
