@@ -29,6 +29,13 @@ quantities on a tabular MDP: the :math:`k`-step bias (:func:`k_step_bias`, check
 against :func:`k_step_mean` by :func:`k_step_bias_gap`) and the exact moments of the
 GAE estimate (:func:`gae_moments`, :func:`softmax_gradient_error`), with
 :func:`moment_z_scores` to compare them with samples.
+
+The chapter's checks are functions here, so that ``tests/test_falsifiable_ch6.py`` can
+feed them the wrong versions they claim to reject: :func:`episode_boundary_gap` (the
+worked example), :func:`gae_loops_gap` (plain loops, :func:`gae_loops`, against
+:func:`gae`), :func:`k_step_mean_z` and :func:`gae_moment_z` (exact moments against
+sampling), :func:`gae_bias_mixture_gap` (GAE bias as a mixture of :math:`k`-step
+biases) and :func:`terminated_identity_failures` (SymPy, a terminated episode).
 """
 
 from __future__ import annotations
@@ -553,6 +560,10 @@ def gae_moment_z(
     ac = np.asarray(actions, dtype=int)
     if ac.shape != rw.shape:
         raise ValueError(f"actions must have shape {rw.shape}, got {ac.shape}")
+    if np.any((st < 0) | (st >= mdp.n_states) | (st != np.round(st))):
+        raise ValueError(f"states must be integers in [0, {mdp.n_states})")
+    if np.any((ac < 0) | (ac >= mdp.n_actions)):
+        raise ValueError(f"actions must be integers in [0, {mdp.n_actions})")
     H, N = rw.shape
     lams = np.atleast_1d(as_array(lams, "lams"))
     mean, second = moments(mdp, pi, V, lams, H)
