@@ -29,6 +29,13 @@ quantities on a tabular MDP: the :math:`k`-step bias (:func:`k_step_bias`, check
 against :func:`k_step_mean` by :func:`k_step_bias_gap`) and the exact moments of the
 GAE estimate (:func:`gae_moments`, :func:`softmax_gradient_error`), with
 :func:`moment_z_scores` to compare them with samples.
+
+The chapter's checks are functions here, so that ``tests/test_falsifiable_ch6.py`` can
+feed them the wrong versions they claim to reject: :func:`episode_boundary_gap` (the
+worked example), :func:`gae_loops_gap` (plain loops, :func:`gae_loops`, against
+:func:`gae`), :func:`k_step_mean_z` and :func:`gae_moment_z` (exact moments against
+sampling), :func:`gae_bias_mixture_gap` (GAE bias as a mixture of :math:`k`-step
+biases) and :func:`terminated_identity_failures` (SymPy, a terminated episode).
 """
 
 from __future__ import annotations
@@ -55,6 +62,14 @@ __all__ = [
     "gae_moments",
     "softmax_gradient_error",
     "moment_z_scores",
+    "episode_boundary_gap",
+    "gae_loops",
+    "gae_loops_gap",
+    "k_step_mean_z",
+    "gae_moment_z",
+    "gae_mixture_weights",
+    "gae_bias_mixture_gap",
+    "terminated_identity_failures",
 ]
 
 
@@ -350,7 +365,7 @@ def gae_moments(mdp: Any, pi: Any, V: Any, lams: Any, horizon: int) -> tuple[np.
 
 
 def softmax_gradient_error(
-    mdp: Any, pi: Any, V: Any, s0: int, lams: Any, horizon: int
+    mdp: Any, pi: Any, V: Any, s0: int, lams: Any, horizon: int, target: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Squared bias and variance of the GAE policy-gradient estimate at a start state.
 
@@ -361,6 +376,9 @@ def softmax_gradient_error(
     :func:`gae_moments`: returns ``(bias2, var)`` with
     ``bias2`` :math:`= \\|\\mathbb E \\hat g - g\\|^2` and ``var`` :math:`= \\mathbb E\\|\\hat g -
     \\mathbb E \\hat g\\|^2`, per sample, each of shape ``(len(lams),)``.
+
+    ``target`` (shape ``(A,)``) replaces :math:`g`: use it to measure the estimates of a
+    copy of ``mdp`` with a smaller discount against the gradient of the original problem.
     """
     from companion import mdp as _mdp
 
@@ -370,7 +388,10 @@ def softmax_gradient_error(
     mean, second = gae_moments(mdp, pi, V, lams, horizon)
     A = mdp.n_actions
     scores = np.eye(A) - pi[s0]  # row a: e_a - pi(.|s0)
-    g_true = pi[s0] * _mdp.advantage_function(mdp, pi)[s0]
+    if target is None:
+        g_true = pi[s0] * _mdp.advantage_function(mdp, pi)[s0]
+    else:
+        g_true = as_array(target, "target", shape=(A,))
     g_mean = np.einsum("a,la,ab->lb", pi[s0], mean[:, s0], scores)
     g_second = np.einsum("a,la,a->l", pi[s0], second[:, s0], np.sum(scores**2, axis=1))
     bias2 = np.sum((g_mean - g_true) ** 2, axis=1)
@@ -402,3 +423,253 @@ def moment_z_scores(samples: Any, mean: Any, var: Any) -> tuple[float, float]:
     v_hat = sq.sum() / (n - 1)
     z_var = float(abs(v_hat - var) / max(sq.std(ddof=1) / np.sqrt(n), 1e-300))
     return z_mean, z_var
+
+
+# --- the checks of Chapter 6, as functions that a test can feed wrong versions to -------
+
+#: The worked example of Chapter 6 ("Computing it"): a two-step episode that terminates,
+#: then a two-step episode that is truncated; gamma = lambda = 0.5, critic V = 2.
+BOUNDARY_EXAMPLE = dict(
+    rewards=np.array([1.0, 1.0, 2.0, 1.0]),
+    values=np.full(4, 2.0),
+    next_values=np.full(4, 2.0),
+    terminated=np.array([0.0, 1.0, 0.0, 0.0]),
+    truncated=np.array([0.0, 0.0, 0.0, 1.0]),
+    gamma=0.5,
+    lam=0.5,
+)
+
+
+def episode_boundary_gap(gae_fn: Callable[..., Any], expected: Sequence[float]) -> float:
+    """Largest gap between ``gae_fn`` on :data:`BOUNDARY_EXAMPLE` and a hand computation.
+
+    ``gae_fn`` has the signature of :func:`gae` and ``expected`` holds the four advantages
+    worked out by hand in Chapter 6. The example is built so that each plausible bug
+    changes the answer: a truncation treated as a termination (step 3), a recursion that
+    runs across the episode boundary (step 1 picks up :math:`\\hat A_2 \\ne 0`), and a
+    recursion that drops :math:`\\lambda` (step 0, since :math:`\\lambda < 1`).
+    """
+    exp = as_array(expected, "expected", shape=(4,))
+    got = as_array(gae_fn(**BOUNDARY_EXAMPLE), "gae_fn(...)", shape=(4,))
+    return float(np.max(np.abs(got - exp)))
+
+
+def gae_loops(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    next_values: np.ndarray,
+    terminated: np.ndarray,
+    truncated: np.ndarray,
+    gamma: float,
+    lam: float,
+) -> np.ndarray:
+    """Eq. ``gae-recursion`` written as plainly as possible: two nested Python loops.
+
+    Arrays of shape ``(T, N)``. Shares no code with :func:`gae` (a reference for it).
+    """
+    T, N = np.shape(rewards)
+    adv = np.zeros((T, N))
+    for n in range(N):
+        last = 0.0
+        for t in reversed(range(T)):
+            boot = gamma * (1 - terminated[t, n]) * next_values[t, n]
+            delta = rewards[t, n] + boot - values[t, n]
+            done = terminated[t, n] or truncated[t, n]
+            last = delta + gamma * lam * (1 - done) * last
+            adv[t, n] = last
+    return adv
+
+
+def gae_loops_gap(gae_fn: Callable[..., Any], batch: dict, gamma: float, lam: float) -> float:
+    """Largest gap between ``gae_fn(**batch, gamma=..., lam=...)`` and :func:`gae_loops`.
+
+    ``batch`` holds ``rewards, values, next_values, terminated, truncated`` of shape
+    ``(T, N)``; torch outputs are converted to numpy.
+    """
+    got = gae_fn(**batch, gamma=gamma, lam=lam)
+    if _is_torch(got):
+        got = got.detach().cpu().numpy()
+    ref = gae_loops(**{k: np.asarray(v) for k, v in batch.items()}, gamma=gamma, lam=lam)
+    return float(np.max(np.abs(as_array(got, "gae_fn(...)", shape=ref.shape) - ref)))
+
+
+def k_step_mean_z(
+    reference: Callable[[Any, np.ndarray, np.ndarray, int], Any],
+    mdp: Any,
+    pi: Any,
+    V: Any,
+    k: int,
+    state: int,
+    action: int,
+    n_samples: int,
+    seed: int,
+) -> float:
+    """How many standard errors a claimed mean of :math:`\\hat A^{(k)}` is from sampling.
+
+    Samples ``n_samples`` segments of ``k`` steps from ``(state, action)``, evaluates the
+    first expression of eq. ``k-step`` on each, and returns
+    :math:`|\\bar x - \\text{reference}(mdp, pi, V, k)[state, action]|` over the standard
+    error of :math:`\\bar x`. The right reference (:func:`k_step_mean`) gives a value of
+    order 1.
+    """
+    from companion import mdp as _mdp
+
+    pi, V = _tabular(mdp, pi, V)
+    k = check_positive_int(k, "k")
+    n = check_positive_int(n_samples, "n_samples")
+    st, _, rw = _mdp.sample_batch(mdp, pi, n, k, start_state=state, start_action=action, seed=seed)
+    x = mdp.gamma ** np.arange(k) @ rw + mdp.gamma**k * V[st[k]] - V[state]
+    claimed = as_array(reference(mdp, pi, V, k), "reference(...)", shape=mdp.R.shape)
+    return float(abs(x.mean() - claimed[state, action]) / (x.std(ddof=1) / np.sqrt(n)))
+
+
+def _gradient_moments(pi: np.ndarray, s0: int, mean: np.ndarray, second: np.ndarray) -> tuple:
+    scores = np.eye(pi.shape[1]) - pi[s0]
+    g_mean = np.einsum("a,la,ab->lb", pi[s0], mean[:, s0], scores)
+    g_second = np.einsum("a,la,a->l", pi[s0], second[:, s0], np.sum(scores**2, axis=1))
+    return g_mean, g_second - np.sum(g_mean**2, axis=1)
+
+
+def gae_moment_z(
+    mdp: Any,
+    pi: Any,
+    V: Any,
+    lams: Any,
+    states: Any,
+    actions: Any,
+    rewards: Any,
+    moments: Callable[..., tuple] = gae_moments,
+) -> tuple[float, np.ndarray]:
+    """Claimed exact moments of the GAE gradient estimate against sampled trajectories.
+
+    ``states, actions, rewards`` (shapes ``(H + 1, N)``, ``(H, N)``, ``(H, N)``, from
+    :func:`companion.mdp.sample_batch`) are ``N`` segments of ``H`` steps from one start
+    state :math:`s_0 =` ``states[0, 0]``. Each is fed to :func:`gae` with its last step
+    marked truncated; :math:`\\hat g = \\hat A_0 (\\mathbf e_{a_0} - \\pi(\\cdot\\mid s_0))`
+    is compared with the mean and total variance implied by
+    ``moments(mdp, pi, V, lams, H)`` (default :func:`gae_moments`) through
+    :func:`moment_z_scores`. Returns ``(worst_z, A_hat)``: the largest z over all
+    ``lams`` and all components, and the sampled :math:`\\hat A_0`, shape ``(L, N)``.
+    """
+    pi, V = _tabular(mdp, pi, V)
+    st = as_array(states, "states", ndim=2)
+    s0 = int(st[0, 0])
+    if np.any(st[0] != s0):
+        raise ValueError("states must all start in the same state")
+    rw = as_array(rewards, "rewards", shape=(st.shape[0] - 1, st.shape[1]))
+    ac = np.asarray(actions, dtype=int)
+    if ac.shape != rw.shape:
+        raise ValueError(f"actions must have shape {rw.shape}, got {ac.shape}")
+    if np.any((st < 0) | (st >= mdp.n_states) | (st != np.round(st))):
+        raise ValueError(f"states must be integers in [0, {mdp.n_states})")
+    if np.any((ac < 0) | (ac >= mdp.n_actions)):
+        raise ValueError(f"actions must be integers in [0, {mdp.n_actions})")
+    H, N = rw.shape
+    lams = np.atleast_1d(as_array(lams, "lams"))
+    mean, second = moments(mdp, pi, V, lams, H)
+    g_mean, var = _gradient_moments(pi, s0, np.asarray(mean), np.asarray(second))
+    last = np.zeros((H, N), dtype=bool)
+    last[-1] = True
+    no_term = np.zeros((H, N))
+    st = st.astype(int)
+    scores = np.eye(mdp.n_actions)[ac[0]] - pi[s0]
+    A_hat = np.stack([gae(rw, V[st[:-1]], V[st[1:]], no_term, last, mdp.gamma, lam)[0] for lam in lams])
+    worst = 0.0
+    for i in range(len(lams)):
+        worst = max(worst, *moment_z_scores(A_hat[i][:, None] * scores, g_mean[i], var[i]))
+    return worst, A_hat
+
+
+def gae_mixture_weights(lam: float, horizon: int) -> np.ndarray:
+    """Weights of :math:`\\hat A^{(1)}, \\ldots, \\hat A^{(H)}` in GAE over a segment of ``H`` steps.
+
+    :math:`(1-\\lambda)\\lambda^{k-1}` for :math:`k < H` and the tail weight
+    :math:`\\lambda^{H-1}` on :math:`\\hat A^{(H)}` (Chapter 6, eq. ``gae-definition``).
+    """
+    lam = check_unit_interval(lam, "lam")
+    H = check_positive_int(horizon, "horizon")
+    w = (1 - lam) * lam ** np.arange(H, dtype=float)
+    w[-1] = lam ** (H - 1)
+    return w
+
+
+def gae_bias_mixture_gap(
+    mdp: Any,
+    pi: Any,
+    V: Any,
+    lams: Any,
+    horizon: int,
+    weights: Callable[[float, int], Any] = gae_mixture_weights,
+    bias: Callable[[Any, np.ndarray, np.ndarray, int], Any] = k_step_bias,
+) -> float:
+    """Largest gap between the GAE bias and a mixture of :math:`k`-step biases.
+
+    The exact bias is the mean of :func:`gae_moments` minus :math:`A_\\pi`; the mixture
+    is :math:`\\sum_{k=1}^{H} w_k(\\lambda)\\,\\text{bias}(mdp, pi, V, k)` with
+    ``weights(lam, H)`` (length ``H``). The two share no code. Returns the largest
+    absolute gap over all ``lams`` and all :math:`(s, a)`.
+    """
+    from companion import mdp as _mdp
+
+    pi, V = _tabular(mdp, pi, V)
+    H = check_positive_int(horizon, "horizon")
+    lams = np.atleast_1d(as_array(lams, "lams"))
+    mean, _ = gae_moments(mdp, pi, V, lams, H)
+    A_pi = _mdp.advantage_function(mdp, pi)
+    bias_k = np.stack([bias(mdp, pi, V, k) for k in range(1, H + 1)])
+    gap = 0.0
+    for i, lam in enumerate(lams):
+        w = as_array(weights(float(lam), H), "weights(lam, H)", shape=(H,))
+        gap = max(gap, float(np.max(np.abs(mean[i] - A_pi - np.tensordot(w, bias_k, axes=1)))))
+    return gap
+
+
+def terminated_identity_failures(
+    T: int,
+    residual: Callable[..., Any] | None = None,
+    weight: Callable[..., Any] | None = None,
+) -> list[str]:
+    """Which identities of :prf:ref:`thm-gae-sum` fail, symbolically, on a terminated episode.
+
+    Symbols ``r_0..r_{T-1}``, ``V_0..V_{T-1}``, ``gamma``, ``lambda``; the episode
+    terminates after step ``T - 1``. ``residual(l, r, V, gamma, T)`` gives
+    :math:`\\delta_l` (default: :math:`r_l + \\gamma V_{l+1} - V_l`, with no value after
+    the terminal step); ``weight(k, lam, T)`` gives the weight of :math:`\\hat A^{(k)}_0`
+    (default: :math:`(1-\\lambda)\\lambda^{k-1}` for :math:`k < T`, :math:`\\lambda^{T-1}`
+    for :math:`k = T`). Returns the names of the failing identities among
+    ``"weighted average = residual sum"``, ``"lambda = 0 is the TD residual"`` and
+    ``"lambda = 1 is Monte Carlo minus V"``; an empty list when all hold.
+    """
+    import sympy as sp
+
+    T = check_positive_int(T, "T")
+    g = sp.Symbol("gamma", positive=True)
+    lam = sp.Symbol("lambda", positive=True)
+    rs, Vs = sp.symbols(f"r_0:{T}", real=True), sp.symbols(f"V_0:{T}", real=True)
+    rs, Vs = tuple(np.atleast_1d(rs)), tuple(np.atleast_1d(Vs))
+    if residual is None:
+
+        def residual(l, r, V, gamma, T):
+            return r[l] + gamma * (V[l + 1] if l + 1 < T else 0) - V[l]
+
+    if weight is None:
+
+        def weight(k, lam, T):
+            return lam ** (T - 1) if k == T else (1 - lam) * lam ** (k - 1)
+
+    delta = [residual(l, rs, Vs, g, T) for l in range(T)]
+
+    def A_k(k):  # k-step estimate from step 0, stopped at the end of the episode
+        return sum(g**l * delta[l] for l in range(min(k, T)))
+
+    weighted = sum(weight(k, lam, T) * A_k(k) for k in range(1, T + 1))
+    gae_sum = sum((g * lam) ** l * delta[l] for l in range(T))
+    failures = []
+    if sp.expand(weighted - gae_sum) != 0:
+        failures.append("weighted average = residual sum")
+    if sp.expand(gae_sum.subs(lam, 0) - delta[0]) != 0:
+        failures.append("lambda = 0 is the TD residual")
+    mc_minus_v = sum(g**l * rs[l] for l in range(T)) - Vs[0]
+    if sp.expand(gae_sum.subs(lam, 1) - mc_minus_v) != 0:
+        failures.append("lambda = 1 is Monte Carlo minus V")
+    return failures

@@ -8,16 +8,23 @@ import torch
 
 from companion import mdp as M
 from companion.gae import (
+    episode_boundary_gap,
     gae,
+    gae_bias_mixture_gap,
+    gae_loops,
+    gae_mixture_weights,
+    gae_moment_z,
     gae_moments,
     k_step_advantage,
     k_step_bias,
     k_step_bias_gap,
     k_step_mean,
+    k_step_mean_z,
     lambda_returns,
     moment_z_scores,
     softmax_gradient_error,
     state_law,
+    terminated_identity_failures,
 )
 from companion.pg import reward_to_go
 
@@ -292,9 +299,31 @@ def test_moment_z_scores():
         (lambda m, pi, V: k_step_bias_gap(lambda *a: np.zeros(2), m, pi, V, [1]), "bias"),
         (lambda m, pi, V: moment_z_scores(np.zeros((1, 2)), [0, 0], 1.0), "at least 2 rows"),
         (lambda m, pi, V: moment_z_scores(np.zeros((5, 2)), [0], 1.0), "mean must have shape"),
+        (lambda m, pi, V: softmax_gradient_error(m, pi, V, 0, [0.5], 3, target=[1.0]), "target must have shape"),
+        (lambda m, pi, V: gae_mixture_weights(1.5, 3), "lam"),
+        (lambda m, pi, V: gae_mixture_weights(0.5, 0), "horizon must be a positive integer"),
+        (lambda m, pi, V: gae_bias_mixture_gap(m, pi, V, [0.5], 3, weights=lambda lam, H: [1.0]), "weights"),
+        (lambda m, pi, V: k_step_mean_z(k_step_mean, m, pi, V, 0, 0, 0, 10, 0), "k must be a positive integer"),
+        (lambda m, pi, V: k_step_mean_z(k_step_mean, m, pi, V, 1, 0, 0, 0, 0), "n_samples must be"),
+        (lambda m, pi, V: gae_moment_z(m, pi, V, [0.5], [[0, 0], [0, 1]], [[0, 0, 0]], [[0.0, 0.0]]), "actions"),
+        (lambda m, pi, V: gae_moment_z(m, pi, V, [0.5], [[0, 0], [0, 9]], [[0, 0]], [[0.0, 0.0]]), "states must be"),
+        (lambda m, pi, V: gae_moment_z(m, pi, V, [0.5], [[0, 0], [0, 1]], [[0, 7]], [[0.0, 0.0]]), "actions must be"),
+        (lambda m, pi, V: gae_moment_z(m, pi, V, [0.5], [[0, 0], [0, 0]], [[0, 0]], [[0.0]]), "rewards"),
+        (lambda m, pi, V: episode_boundary_gap(gae, [0.0, 0.0]), "expected must have shape"),
+        (lambda m, pi, V: terminated_identity_failures(0), "T must be a positive integer"),
     ],
 )
 def test_moment_functions_refuse_bad_input(call, message):
     m, pi, V = small_case()
     with pytest.raises(ValueError, match=message):
         call(m, pi, V)
+
+
+def test_mixture_weights_sum_to_one_and_loops_match_gae():
+    for lam, H in [(0.0, 1), (0.0, 4), (0.7, 5), (1.0, 6)]:
+        w = gae_mixture_weights(lam, H)
+        assert w.shape == (H,) and np.isclose(w.sum(), 1.0)
+    rng = np.random.default_rng(3)
+    T, N = 40, 3
+    args = [rng.normal(size=(T, N)) for _ in range(3)] + [rng.random((T, N)) < 0.1, rng.random((T, N)) < 0.1]
+    assert np.allclose(gae_loops(*args, 0.9, 0.8), gae(*args, 0.9, 0.8))
