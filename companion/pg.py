@@ -538,7 +538,7 @@ class ReinforceConfig:
     n_epochs: int = 40
     """Number of policy updates."""
     steps_per_epoch: int = 2000
-    """Environment steps collected per update (episodes are completed, so slightly more)."""
+    """Steps of complete episodes collected per update (the last episodes overshoot it)."""
     lr: float = 1e-2
     """Adam learning rate (typical: 1e-3 to 3e-2)."""
     gamma: float = 1.0
@@ -597,18 +597,67 @@ class ReinforceHistory:
     loss: list[float] = field(default_factory=list)
 
 
+def _collect_episodes(
+    envs: Any,
+    policy: Any,
+    rng: np.random.Generator,
+    min_steps: int,
+    seed: int,
+    device: str,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Complete episodes of ``policy`` on the vector env ``envs``, all begun at a reset.
+
+    Resets every copy (``envs.reset(seed=seed)``, copy ``i`` seeded ``seed + i``), then
+    steps all copies together until the episodes completed since that reset hold at
+    least ``min_steps`` steps. Returns one ``(observations, actions, rewards)`` triple
+    per completed episode. The step right after an episode ends only resets that copy
+    (gymnasium's next-step autoreset: action ignored, reward 0) and is not recorded;
+    episodes still running at the end are discarded (their return is not known yet).
+    """
+    import torch
+
+    obs, _ = envs.reset(seed=seed)
+    num_envs = obs.shape[0]
+    n_actions = int(envs.single_action_space.n)
+    running: list[list[tuple[Any, int, float]]] = [[] for _ in range(num_envs)]
+    just_reset = np.zeros(num_envs, dtype=bool)
+    episodes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    n_collected = 0
+    while n_collected < min_steps:
+        with torch.inference_mode():
+            logits = policy(torch.as_tensor(obs, dtype=torch.float32, device=device))
+            cum = torch.softmax(logits, -1).cumsum(-1).cpu().numpy()
+        actions = np.minimum((rng.random((num_envs, 1)) >= cum).sum(1), n_actions - 1)
+        next_obs, rewards, terminated, truncated, _ = envs.step(actions)
+        for i in np.flatnonzero(~just_reset):  # a step right after an end only resets
+            running[i].append((obs[i].copy(), int(actions[i]), float(rewards[i])))
+            if terminated[i] or truncated[i]:
+                ep_obs, ep_act, ep_rew = zip(*running[i])
+                episodes.append(
+                    (np.array(ep_obs), np.array(ep_act), np.array(ep_rew, dtype=float))
+                )
+                n_collected += len(ep_rew)
+                running[i] = []
+        just_reset = terminated | truncated
+        obs = next_obs
+    return episodes
+
+
 def train_reinforce(
     config: ReinforceConfig, seed: int = 0, progress: bool = True
 ) -> tuple[Any, ReinforceHistory]:
     """Train a softmax MLP policy with REINFORCE; returns ``(policy_network, history)``.
 
-    Each epoch runs ``config.num_envs`` environments in parallel with the current
-    policy until at least ``steps_per_epoch`` steps of *completed* episodes are
-    collected, then takes one Adam step on the surrogate loss
-    :math:`-\\frac{1}{N} \\sum_{t} w_t \\log \\pi_\\theta(a_t|s_t)`, whose gradient is the
-    estimator chosen by ``config.estimator`` averaged over the ``N`` collected steps.
-    Episodes still running at the end of an epoch are discarded (their return is not
-    known yet). Seeds numpy, torch and the environments.
+    Each epoch resets the ``config.num_envs`` environment copies (seeded from ``seed``
+    and the epoch number), runs them in parallel with the current policy until the
+    episodes *completed since that reset* hold at least ``steps_per_epoch`` steps
+    (:func:`_collect_episodes`; episodes still running are discarded, so every recorded
+    episode is whole, from a reset to its end), then takes one Adam step on the
+    surrogate loss :math:`-\\frac{1}{N} \\sum_{t} w_t \\log \\pi_\\theta(a_t|s_t)`, the sum
+    running over the ``N`` recorded steps of all episodes. Minus its gradient is the sum
+    of the per-episode estimates chosen by ``config.estimator`` divided by ``N`` (not
+    by the number of episodes). ``history.mean_return`` is the mean undiscounted return
+    of the epoch's completed episodes. Seeds numpy, torch and the environments.
     """
     import gymnasium as gym
     import torch
@@ -645,48 +694,25 @@ def train_reinforce(
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
     history = ReinforceHistory()
     total_steps = 0
-    obs, _ = envs.reset(seed=seed)
     bar = tqdm(
         range(config.n_epochs),
         desc=f"REINFORCE ({config.estimator})",
         disable=not progress,
     )
-    for _ in bar:
-        # one episode buffer per environment copy: lists of (observation, action, reward)
-        running = [[] for _ in range(config.num_envs)]
-        just_reset = np.zeros(config.num_envs, dtype=bool)
-        batch_obs, batch_act, batch_w, ep_returns = [], [], [], []
-        n_collected = 0
-        while n_collected < config.steps_per_epoch:
-            with torch.inference_mode():
-                logits = policy(
-                    torch.as_tensor(obs, dtype=torch.float32, device=config.device)
-                )
-                cum = torch.softmax(logits, -1).cumsum(-1).cpu().numpy()
-            actions = np.minimum(
-                (rng.random((config.num_envs, 1)) >= cum).sum(1), n_actions - 1
-            )
-            next_obs, rewards, terminated, truncated, _ = envs.step(actions)
-            for i in np.flatnonzero(
-                ~just_reset
-            ):  # a step right after an episode end only resets
-                running[i].append((obs[i], actions[i], float(rewards[i])))
-                if terminated[i] or truncated[i]:
-                    ep_obs, ep_act, ep_rew = zip(*running[i])
-                    batch_obs.extend(ep_obs)
-                    batch_act.extend(ep_act)
-                    batch_w.append(
-                        step_weights(np.array(ep_rew), gamma, config.estimator)
-                    )
-                    ep_returns.append(sum(ep_rew))
-                    n_collected += len(ep_rew)
-                    running[i] = []
-            just_reset = terminated | truncated
-            obs = next_obs
-        obs_t = torch.as_tensor(
-            np.asarray(batch_obs), dtype=torch.float32, device=config.device
+    for epoch in bar:
+        # every copy starts a fresh episode, seeded from the run's seed and the epoch, so
+        # that no recorded episode is the tail of one begun in the previous epoch
+        epoch_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+        episodes = _collect_episodes(
+            envs, policy, rng, config.steps_per_epoch, epoch_seed, config.device
         )
-        act_t = torch.as_tensor(np.asarray(batch_act), device=config.device)
+        batch_obs = np.concatenate([ep[0] for ep in episodes])
+        batch_act = np.concatenate([ep[1] for ep in episodes])
+        batch_w = [step_weights(ep[2], gamma, config.estimator) for ep in episodes]
+        ep_returns = [float(ep[2].sum()) for ep in episodes]
+        n_collected = len(batch_act)
+        obs_t = torch.as_tensor(batch_obs, dtype=torch.float32, device=config.device)
+        act_t = torch.as_tensor(batch_act, device=config.device)
         w_t = torch.as_tensor(
             np.concatenate(batch_w), dtype=torch.float32, device=config.device
         )
