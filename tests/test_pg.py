@@ -181,6 +181,18 @@ _pi = np.full((2, 2), 0.5)
             lambda: pg.finite_horizon_return(_mdp, torch.full((2, 2), float("nan")), 2),
             "pi contains NaN",
         ),
+        (
+            lambda: pg.finite_horizon_return(
+                _mdp, torch.tensor([[0.5, 0.6], [0.5, 0.5]], requires_grad=True), 2
+            ),
+            "pi must sum to 1",
+        ),
+        (
+            lambda: pg.finite_horizon_return(
+                _mdp, torch.tensor([[1.5, -0.5], [0.5, 0.5]]), 2
+            ),
+            "pi",
+        ),
         (lambda: pg.enumerate_trajectories(_mdp, _pi, 2.5), "horizon"),
         (lambda: pg.step_weights([1.0, 2.0], 1.2), "gamma"),
         (lambda: pg.step_weights([1.0, 2.0], 0.9, "bogus"), "estimator"),
