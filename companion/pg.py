@@ -13,11 +13,18 @@ are all of the form :math:`\\hat g = \\sum_t w_t \\nabla_\\theta \\log \\pi_\\th
   on the state (and time) but not on the action :math:`a_t`.
 
 The chapter's checks also live here, so that tests can feed them wrong versions:
-:func:`trajectory_gradient_residuals` and :func:`log_derivative_residuals` (SymPy, on a
-trajectory probability built from a symbolic policy and dynamics),
-:func:`q_enumeration_gap` (:math:`\\mathbb E[\\hat R_t | s_t, a_t] = Q^{(H-t)}_\\pi`, by
-enumeration) and :func:`gradient_field` with :func:`jacobian_asymmetry` (the update
-without :math:`\\gamma^t` has a non-symmetric Jacobian, so it is not a gradient).
+:func:`trajectory_gradient_residuals` (SymPy, on a trajectory probability built from a
+symbolic policy and dynamics), :func:`log_derivative_fd_gap` (the log-derivative trick
+against a finite difference of :math:`\\log p`; :func:`log_derivative_residuals` only
+illustrates it, since SymPy differentiates :math:`\\log p` as :math:`p'/p`),
+:func:`softmax_stability_gap`, :func:`estimator_gap` and :func:`estimator_variance`
+(the exact mean of an estimator, by enumeration, against autograd; its exact variance),
+:func:`exact_gradient_gap` (eq. ``pg-softmax`` against autograd),
+:func:`q_enumeration_gap` and :func:`v_enumeration_gap`
+(:math:`\\mathbb E[\\hat R_t | s_t, a_t] = Q^{(H-t)}_\\pi` and
+:math:`\\mathbb E[\\hat R_t | s_t] = V^{(H-t)}_\\pi`, by enumeration) and
+:func:`gradient_field` with :func:`jacobian_asymmetry` (the update without
+:math:`\\gamma^t` has a non-symmetric Jacobian, so it is not a gradient).
 """
 
 from __future__ import annotations
@@ -741,6 +748,10 @@ def log_derivative_residuals(
     log-derivative trick :math:`p\\, \\partial_x \\log p` (eq. ``log-derivative``). ``prob``
     should be a product built from its parts (:func:`symbolic_trajectory_probability`),
     not an undefined function. Each residual is zero exactly when the claim holds.
+
+    For the default form this is an illustration, not a check: SymPy differentiates
+    :math:`\\log p` by the chain rule as :math:`p'/p`, so :math:`p \\cdot p'/p - p'`
+    cancels for any ``p``. :func:`log_derivative_fd_gap` is the independent check.
     """
     import sympy as sp
 
