@@ -13,11 +13,18 @@ are all of the form :math:`\\hat g = \\sum_t w_t \\nabla_\\theta \\log \\pi_\\th
   on the state (and time) but not on the action :math:`a_t`.
 
 The chapter's checks also live here, so that tests can feed them wrong versions:
-:func:`trajectory_gradient_residuals` and :func:`log_derivative_residuals` (SymPy, on a
-trajectory probability built from a symbolic policy and dynamics),
-:func:`q_enumeration_gap` (:math:`\\mathbb E[\\hat R_t | s_t, a_t] = Q^{(H-t)}_\\pi`, by
-enumeration) and :func:`gradient_field` with :func:`jacobian_asymmetry` (the update
-without :math:`\\gamma^t` has a non-symmetric Jacobian, so it is not a gradient).
+:func:`trajectory_gradient_residuals` (SymPy, on a trajectory probability built from a
+symbolic policy and dynamics), :func:`log_derivative_fd_gap` (the log-derivative trick
+against a finite difference of :math:`\\log p`; :func:`log_derivative_residuals` only
+illustrates it, since SymPy differentiates :math:`\\log p` as :math:`p'/p`),
+:func:`softmax_stability_gap`, :func:`estimator_gap` and :func:`estimator_variance`
+(the exact mean of an estimator, by enumeration, against autograd; its exact variance),
+:func:`exact_gradient_gap` (eq. ``pg-softmax`` against autograd),
+:func:`q_enumeration_gap` and :func:`v_enumeration_gap`
+(:math:`\\mathbb E[\\hat R_t | s_t, a_t] = Q^{(H-t)}_\\pi` and
+:math:`\\mathbb E[\\hat R_t | s_t] = V^{(H-t)}_\\pi`, by enumeration) and
+:func:`gradient_field` with :func:`jacobian_asymmetry` (the update without
+:math:`\\gamma^t` has a non-symmetric Jacobian, so it is not a gradient).
 """
 
 from __future__ import annotations
@@ -45,6 +52,18 @@ __all__ = [
     "finite_horizon_q",
     "conditional_reward_to_go",
     "q_enumeration_gap",
+    "conditional_state_reward_to_go",
+    "finite_horizon_v",
+    "value_baseline",
+    "v_enumeration_gap",
+    "autograd_finite_horizon_gradient",
+    "enumerated_estimates",
+    "estimator_gap",
+    "estimator_variance",
+    "discounted_return_torch",
+    "exact_gradient_gap",
+    "softmax_stability_gap",
+    "log_derivative_fd_gap",
     "gradient_field",
     "jacobian_asymmetry",
     "symbolic_softmax",
@@ -157,6 +176,8 @@ def finite_horizon_return(mdp: TabularMDP, pi: Any, horizon: int) -> Any:
 
     ``pi`` may be a numpy array or a torch tensor; with a tensor that requires grad,
     the result is a differentiable scalar tensor (autograd gives the exact gradient).
+    Either way ``pi`` must have shape ``(S, A)`` with rows that are probability
+    distributions (a tensor is checked on a detached copy); else ``ValueError``.
     """
     horizon = check_positive_int(horizon, "horizon")
     try:
@@ -164,12 +185,12 @@ def finite_horizon_return(mdp: TabularMDP, pi: Any, horizon: int) -> Any:
     except ImportError:  # pragma: no cover - torch is a dependency of the book
         torch = None
     if torch is not None and isinstance(pi, torch.Tensor):
-        if tuple(pi.shape) != (mdp.n_states, mdp.n_actions):
-            raise ValueError(
-                f"pi must have shape ({mdp.n_states}, {mdp.n_actions}), got {tuple(pi.shape)}"
-            )
-        if not bool(torch.isfinite(pi).all()):
-            raise ValueError("pi contains NaN or inf")
+        # the same checks as for a numpy policy (shape, finite, rows are distributions),
+        # on a detached copy, so that a tensor policy is refused for the same reasons
+        detached = pi.detach().cpu()
+        if detached.dtype not in (torch.float32, torch.float64):
+            detached = detached.to(torch.float64)
+        check_policy(mdp, detached.numpy())
         P, R, mu = (torch.tensor(x, dtype=pi.dtype) for x in (mdp.P, mdp.R, mdp.mu))
         V = torch.zeros(mdp.n_states, dtype=pi.dtype)
     else:
@@ -298,6 +319,28 @@ def finite_horizon_q(mdp: TabularMDP, pi: Any, horizon: int) -> np.ndarray:
     return Q
 
 
+def _enumerated_reward_to_go_sums(
+    mdp: TabularMDP, pi: Any, horizon: int, gamma: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(num, den)``, shape ``(H, S, A)``: sums over every trajectory with
+    :math:`(s_t, a_t) = (s, a)` of its probability times :math:`\\hat R_t`, and of its probability."""
+    pi = check_policy(mdp, pi)
+    g = mdp.gamma if gamma is None else check_gamma(gamma, allow_one=True)
+    states, actions, probs = enumerate_trajectories(mdp, pi, horizon)
+    R_hat = reward_to_go(mdp.R[states, actions].T, g).T  # (N, H)
+    num = np.zeros((horizon, mdp.n_states, mdp.n_actions))
+    den = np.zeros_like(num)
+    for t in range(horizon):
+        np.add.at(num[t], (states[:, t], actions[:, t]), probs * R_hat[:, t])
+        np.add.at(den[t], (states[:, t], actions[:, t]), probs)
+    return num, den
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
 def conditional_reward_to_go(
     mdp: TabularMDP, pi: Any, horizon: int, gamma: float | None = None
 ) -> np.ndarray:
@@ -308,17 +351,72 @@ def conditional_reward_to_go(
     by :math:`P(s_t = s, a_t = a)`; entries with probability zero are NaN. ``gamma``
     defaults to the MDP's discount. Shares no code with :func:`finite_horizon_q`.
     """
+    return _ratio(*_enumerated_reward_to_go_sums(mdp, pi, horizon, gamma))
+
+
+def conditional_state_reward_to_go(
+    mdp: TabularMDP, pi: Any, horizon: int, gamma: float | None = None
+) -> np.ndarray:
+    """:math:`\\mathbb E[\\hat R_t \\mid s_t = s]` by enumerating every trajectory, shape ``(H, S)``.
+
+    As :func:`conditional_reward_to_go`, conditioning on the state only; entries with
+    :math:`P(s_t = s) = 0` are NaN. Shares no code with :func:`finite_horizon_v`.
+    """
+    num, den = _enumerated_reward_to_go_sums(mdp, pi, horizon, gamma)
+    return _ratio(num.sum(axis=2), den.sum(axis=2))
+
+
+def finite_horizon_v(mdp: TabularMDP, pi: Any, horizon: int) -> np.ndarray:
+    """State values of the steps left: ``V[t, s]`` = :math:`V^{(H-t)}_\\pi(s)`, shape ``(H, S)``.
+
+    :math:`V^{(0)} = 0` and :math:`V^{(k)} = T^\\pi V^{(k-1)}` (the Bellman expectation
+    backup of Chapter 1, ``companion.mdp.bellman_expectation_backup``): the expected
+    discounted reward of the ``k`` steps that remain. Chapter 2 uses
+    :math:`b_t = V^{(H-t)}_\\pi(s_t) = \\mathbb E[\\hat R_t \\mid s_t]` as the baseline
+    of eq. ``pg-baseline``.
+    """
+    from companion.mdp import bellman_expectation_backup
+
     pi = check_policy(mdp, pi)
-    g = mdp.gamma if gamma is None else check_gamma(gamma, allow_one=True)
-    states, actions, probs = enumerate_trajectories(mdp, pi, horizon)
-    R_hat = reward_to_go(mdp.R[states, actions].T, g).T  # (N, H)
-    num = np.zeros((horizon, mdp.n_states, mdp.n_actions))
-    den = np.zeros_like(num)
-    for t in range(horizon):
-        np.add.at(num[t], (states[:, t], actions[:, t]), probs * R_hat[:, t])
-        np.add.at(den[t], (states[:, t], actions[:, t]), probs)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    horizon = check_positive_int(horizon, "horizon")
+    V = [np.zeros(mdp.n_states)]  # V[k]: k steps left
+    for _ in range(horizon):
+        V.append(bellman_expectation_backup(mdp, pi, V[-1]))
+    return np.stack([V[horizon - t] for t in range(horizon)])
+
+
+def value_baseline(mdp: TabularMDP, pi: Any, states: Any) -> tuple[np.ndarray, float]:
+    """The value baseline of each enumerated trajectory and :math:`J_H`.
+
+    ``states`` has shape ``(N, H)`` (from :func:`enumerate_trajectories`); returns
+    ``(b, J_H)`` with ``b[n, t]`` :math:`= V^{(H-t)}_\\pi(s^n_t)` (:func:`finite_horizon_v`)
+    and :math:`J_H = \\mu^\\top V^{(H)}_\\pi`.
+    """
+    states = np.asarray(states)
+    if states.ndim != 2 or states.dtype.kind not in "iu":
+        raise ValueError(
+            f"states must be an (N, H) integer array, got shape {states.shape}"
+        )
+    if states.size and (states.min() < 0 or states.max() >= mdp.n_states):
+        raise ValueError(f"states must lie in [0, {mdp.n_states})")
+    V = finite_horizon_v(mdp, pi, states.shape[1])
+    return V[np.arange(states.shape[1]), states], float(mdp.mu @ V[0])
+
+
+def v_enumeration_gap(mdp: TabularMDP, pi: Any, v_table: Any) -> float:
+    """Largest :math:`|V[t, s] - \\mathbb E[\\hat R_t | s_t = s]|` over reachable ``(t, s)``.
+
+    ``v_table`` has shape ``(H, S)`` (for example :func:`finite_horizon_v`); the
+    conditional expectation is computed by enumeration
+    (:func:`conditional_state_reward_to_go`). Zero (to rounding) when ``v_table`` holds
+    the values of the steps left, the baseline that centres the reward-to-go.
+    """
+    v = as_array(v_table, "v_table", ndim=2)
+    if v.shape[1] != mdp.n_states:
+        raise ValueError(f"v_table must have shape (H, {mdp.n_states}), got {v.shape}")
+    cond = conditional_state_reward_to_go(mdp, pi, v.shape[0])
+    reachable = np.isfinite(cond)
+    return float(np.max(np.abs(v[reachable] - cond[reachable])))
 
 
 def q_enumeration_gap(mdp: TabularMDP, pi: Any, q_table: Any) -> float:
@@ -336,6 +434,172 @@ def q_enumeration_gap(mdp: TabularMDP, pi: Any, q_table: Any) -> float:
     cond = conditional_reward_to_go(mdp, pi, q.shape[0])
     reachable = np.isfinite(cond)
     return float(np.max(np.abs(q[reachable] - cond[reachable])))
+
+
+# ----------------------------------------------------------------------------- estimator checks
+
+
+def autograd_finite_horizon_gradient(
+    mdp: TabularMDP, theta: Any, horizon: int
+) -> np.ndarray:
+    """:math:`\\nabla_\\theta J_H` of the tabular softmax by autograd, shape ``(S, A)``.
+
+    Differentiates :func:`finite_horizon_return` (backward induction on torch tensors,
+    float64); shares no code with the score-function estimators.
+    """
+    import torch
+
+    theta = as_array(theta, "theta", shape=(mdp.n_states, mdp.n_actions))
+    theta_t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
+    finite_horizon_return(mdp, torch.softmax(theta_t, dim=1), horizon).backward()
+    return theta_t.grad.numpy().copy()
+
+
+def enumerated_estimates(
+    mdp: TabularMDP, theta: Any, horizon: int, estimate: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-trajectory estimates on every trajectory of length ``horizon``.
+
+    ``estimate(states, actions, rewards)`` returns an ``(S, A)`` array for one trajectory
+    (integer arrays of length ``H``, rewards :math:`r(s_t, a_t)`). Returns
+    ``(probs, g)``: the trajectory probabilities under :math:`\\pi_\\theta`, shape
+    ``(N,)``, and the estimates, shape ``(N, S, A)``.
+    """
+    theta = as_array(theta, "theta", shape=(mdp.n_states, mdp.n_actions))
+    if not callable(estimate):
+        raise ValueError(f"estimate must be callable, got {type(estimate).__name__}")
+    states, actions, probs = enumerate_trajectories(mdp, softmax_policy(theta), horizon)
+    g = np.stack(
+        [
+            np.asarray(estimate(s, a, mdp.R[s, a]), dtype=float)
+            for s, a in zip(states, actions)
+        ]
+    )
+    if g.shape[1:] != (mdp.n_states, mdp.n_actions):
+        raise ValueError(
+            f"estimate must return shape ({mdp.n_states}, {mdp.n_actions}), "
+            f"got {g.shape[1:]}"
+        )
+    return probs, g
+
+
+def estimator_gap(mdp: TabularMDP, theta: Any, horizon: int, estimate: Any) -> float:
+    """Largest :math:`|\\mathbb E[\\hat g] - \\nabla_\\theta J_H|` over the entries of the gradient.
+
+    The expectation of the single-trajectory estimate ``estimate(states, actions,
+    rewards)`` (see :func:`enumerated_estimates`) is exact, a probability-weighted sum
+    over all :math:`(SA)^H` trajectories; the gradient is
+    :func:`autograd_finite_horizon_gradient`. Zero (to rounding) for an unbiased
+    estimator: eqs. ``pg-full``, ``pg-rtg``, ``pg-baseline``.
+    """
+    probs, g = enumerated_estimates(mdp, theta, horizon, estimate)
+    mean = np.einsum("n,nsa->sa", probs, g)
+    exact = autograd_finite_horizon_gradient(mdp, theta, horizon)
+    return float(np.max(np.abs(mean - exact)))
+
+
+def estimator_variance(
+    mdp: TabularMDP, theta: Any, horizon: int, estimate: Any
+) -> float:
+    """Exact total variance :math:`\\mathbb E\\|\\hat g - \\mathbb E \\hat g\\|^2` of a single-trajectory estimate.
+
+    The trace of its covariance matrix, summed over the :math:`S \\times A` entries, by
+    enumeration (:func:`enumerated_estimates`).
+    """
+    probs, g = enumerated_estimates(mdp, theta, horizon, estimate)
+    mean = np.einsum("n,nsa->sa", probs, g)
+    return float(probs @ ((g - mean) ** 2).sum(axis=(1, 2)))
+
+
+def discounted_return_torch(mdp: TabularMDP, theta: Any) -> Any:
+    """:math:`J(\\theta) = \\mu^\\top (I - \\gamma P_\\pi)^{-1} r_\\pi` for a torch tensor of logits.
+
+    A differentiable float64 scalar tensor (linear solve), for autograd checks of
+    :func:`exact_gradient`.
+    """
+    import torch
+
+    pi = torch.softmax(theta, dim=1)
+    P_pi = torch.einsum("sa,sat->st", pi, torch.tensor(mdp.P, dtype=pi.dtype))
+    r_pi = (pi * torch.tensor(mdp.R, dtype=pi.dtype)).sum(1)
+    eye = torch.eye(mdp.n_states, dtype=pi.dtype)
+    V = torch.linalg.solve(eye - mdp.gamma * P_pi, r_pi)
+    return torch.tensor(mdp.mu, dtype=pi.dtype) @ V
+
+
+def exact_gradient_gap(mdp: TabularMDP, theta: Any, grad: Any) -> float:
+    """Largest :math:`|g_{sa} - \\partial J / \\partial \\theta_{sa}|` for a claimed gradient ``grad``.
+
+    The reference is automatic differentiation through the linear solve
+    :func:`discounted_return_torch`, which shares no code with :func:`exact_gradient`
+    (eq. ``pg-softmax``). Zero (to rounding) for the right formula.
+    """
+    import torch
+
+    theta = as_array(theta, "theta", shape=(mdp.n_states, mdp.n_actions))
+    grad = as_array(grad, "grad", shape=theta.shape)
+    theta_t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
+    discounted_return_torch(mdp, theta_t).backward()
+    return float(np.max(np.abs(grad - theta_t.grad.numpy())))
+
+
+def softmax_stability_gap(softmax: Any) -> float:
+    """Largest error of ``softmax`` on logits that overflow a naive formula.
+
+    Evaluates ``softmax`` on the rows :math:`(1000, 0, -1000)` and :math:`(3, 3, 3)`, and
+    on the same rows plus 7, and returns the largest distance to the exact
+    distributions :math:`(1, 0, 0)` and :math:`(1/3, 1/3, 1/3)`; ``inf`` when an entry is
+    NaN or infinite. Zero (to rounding) for a stable softmax; the naive
+    :math:`e^{\\theta} / \\sum e^{\\theta}` overflows.
+    """
+    if not callable(softmax):
+        raise ValueError(f"softmax must be callable, got {type(softmax).__name__}")
+    logits = np.array([[1000.0, 0.0, -1000.0], [3.0, 3.0, 3.0]])
+    exact = np.array([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]])
+    worst = 0.0
+    for shift in (0.0, 7.0):
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            got = np.asarray(softmax(logits + shift), dtype=float)
+        if got.shape != exact.shape or not np.all(np.isfinite(got)):
+            return float("inf")
+        worst = max(worst, float(np.max(np.abs(got - exact))))
+    return worst
+
+
+def log_derivative_fd_gap(
+    prob: Any, theta: Any, point: dict, form: Any = None, eps: float = 1e-5
+) -> float:
+    """Relative gap between :math:`\\partial_x p` and a claimed form built from a finite difference of :math:`\\log p`.
+
+    At the numerical ``point`` (a dict giving every free symbol of ``prob`` a value),
+    :math:`d_x = (\\log p(x + \\varepsilon) - \\log p(x - \\varepsilon)) / (2\\varepsilon)`
+    is computed from numbers alone, and ``form(p, d_x)`` (default :math:`p\\, d_x`, eq.
+    ``log-derivative``) is compared with SymPy's derivative of the product ``prob``
+    (no logarithm involved). Returns the largest error over the symbols of ``theta``
+    relative to the largest :math:`|\\partial_x p|`; about ``eps**2`` for the right form.
+    """
+    import sympy as sp
+
+    if form is None:
+
+        def form(p: float, d: float) -> float:
+            return p * d
+
+    missing = [x for x in sp.sympify(prob).free_symbols if x not in point]
+    if missing:
+        raise ValueError(f"point must give every symbol a value; missing {missing}")
+    p0 = float(prob.subs(point))
+    if not p0 > 0:
+        raise ValueError(f"prob must be positive at point, got {p0}")
+    errors, scale = [], 0.0
+    for x in theta:
+        exact = float(sp.diff(prob, x).subs(point))
+        up = float(prob.subs({**point, x: point[x] + eps}))
+        down = float(prob.subs({**point, x: point[x] - eps}))
+        d = (np.log(up) - np.log(down)) / (2 * eps)
+        errors.append(abs(form(p0, d) - exact))
+        scale = max(scale, abs(exact))
+    return float(max(errors) / max(scale, 1e-300))
 
 
 def gradient_field(
@@ -484,6 +748,10 @@ def log_derivative_residuals(
     log-derivative trick :math:`p\\, \\partial_x \\log p` (eq. ``log-derivative``). ``prob``
     should be a product built from its parts (:func:`symbolic_trajectory_probability`),
     not an undefined function. Each residual is zero exactly when the claim holds.
+
+    For the default form this is an illustration, not a check: SymPy differentiates
+    :math:`\\log p` by the chain rule as :math:`p'/p`, so :math:`p \\cdot p'/p - p'`
+    cancels for any ``p``. :func:`log_derivative_fd_gap` is the independent check.
     """
     import sympy as sp
 
@@ -538,7 +806,7 @@ class ReinforceConfig:
     n_epochs: int = 40
     """Number of policy updates."""
     steps_per_epoch: int = 2000
-    """Environment steps collected per update (episodes are completed, so slightly more)."""
+    """Steps of complete episodes collected per update (the last episodes overshoot it)."""
     lr: float = 1e-2
     """Adam learning rate (typical: 1e-3 to 3e-2)."""
     gamma: float = 1.0
@@ -597,18 +865,67 @@ class ReinforceHistory:
     loss: list[float] = field(default_factory=list)
 
 
+def _collect_episodes(
+    envs: Any,
+    policy: Any,
+    rng: np.random.Generator,
+    min_steps: int,
+    seed: int,
+    device: str,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Complete episodes of ``policy`` on the vector env ``envs``, all begun at a reset.
+
+    Resets every copy (``envs.reset(seed=seed)``, copy ``i`` seeded ``seed + i``), then
+    steps all copies together until the episodes completed since that reset hold at
+    least ``min_steps`` steps. Returns one ``(observations, actions, rewards)`` triple
+    per completed episode. The step right after an episode ends only resets that copy
+    (gymnasium's next-step autoreset: action ignored, reward 0) and is not recorded;
+    episodes still running at the end are discarded (their return is not known yet).
+    """
+    import torch
+
+    obs, _ = envs.reset(seed=seed)
+    num_envs = obs.shape[0]
+    n_actions = int(envs.single_action_space.n)
+    running: list[list[tuple[Any, int, float]]] = [[] for _ in range(num_envs)]
+    just_reset = np.zeros(num_envs, dtype=bool)
+    episodes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    n_collected = 0
+    while n_collected < min_steps:
+        with torch.inference_mode():
+            logits = policy(torch.as_tensor(obs, dtype=torch.float32, device=device))
+            cum = torch.softmax(logits, -1).cumsum(-1).cpu().numpy()
+        actions = np.minimum((rng.random((num_envs, 1)) >= cum).sum(1), n_actions - 1)
+        next_obs, rewards, terminated, truncated, _ = envs.step(actions)
+        for i in np.flatnonzero(~just_reset):  # a step right after an end only resets
+            running[i].append((obs[i].copy(), int(actions[i]), float(rewards[i])))
+            if terminated[i] or truncated[i]:
+                ep_obs, ep_act, ep_rew = zip(*running[i])
+                episodes.append(
+                    (np.array(ep_obs), np.array(ep_act), np.array(ep_rew, dtype=float))
+                )
+                n_collected += len(ep_rew)
+                running[i] = []
+        just_reset = terminated | truncated
+        obs = next_obs
+    return episodes
+
+
 def train_reinforce(
     config: ReinforceConfig, seed: int = 0, progress: bool = True
 ) -> tuple[Any, ReinforceHistory]:
     """Train a softmax MLP policy with REINFORCE; returns ``(policy_network, history)``.
 
-    Each epoch runs ``config.num_envs`` environments in parallel with the current
-    policy until at least ``steps_per_epoch`` steps of *completed* episodes are
-    collected, then takes one Adam step on the surrogate loss
-    :math:`-\\frac{1}{N} \\sum_{t} w_t \\log \\pi_\\theta(a_t|s_t)`, whose gradient is the
-    estimator chosen by ``config.estimator`` averaged over the ``N`` collected steps.
-    Episodes still running at the end of an epoch are discarded (their return is not
-    known yet). Seeds numpy, torch and the environments.
+    Each epoch resets the ``config.num_envs`` environment copies (seeded from ``seed``
+    and the epoch number), runs them in parallel with the current policy until the
+    episodes *completed since that reset* hold at least ``steps_per_epoch`` steps
+    (:func:`_collect_episodes`; episodes still running are discarded, so every recorded
+    episode is whole, from a reset to its end), then takes one Adam step on the
+    surrogate loss :math:`-\\frac{1}{N} \\sum_{t} w_t \\log \\pi_\\theta(a_t|s_t)`, the sum
+    running over the ``N`` recorded steps of all episodes. Minus its gradient is the sum
+    of the per-episode estimates chosen by ``config.estimator`` divided by ``N`` (not
+    by the number of episodes). ``history.mean_return`` is the mean undiscounted return
+    of the epoch's completed episodes. Seeds numpy, torch and the environments.
     """
     import gymnasium as gym
     import torch
@@ -645,48 +962,25 @@ def train_reinforce(
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
     history = ReinforceHistory()
     total_steps = 0
-    obs, _ = envs.reset(seed=seed)
     bar = tqdm(
         range(config.n_epochs),
         desc=f"REINFORCE ({config.estimator})",
         disable=not progress,
     )
-    for _ in bar:
-        # one episode buffer per environment copy: lists of (observation, action, reward)
-        running = [[] for _ in range(config.num_envs)]
-        just_reset = np.zeros(config.num_envs, dtype=bool)
-        batch_obs, batch_act, batch_w, ep_returns = [], [], [], []
-        n_collected = 0
-        while n_collected < config.steps_per_epoch:
-            with torch.inference_mode():
-                logits = policy(
-                    torch.as_tensor(obs, dtype=torch.float32, device=config.device)
-                )
-                cum = torch.softmax(logits, -1).cumsum(-1).cpu().numpy()
-            actions = np.minimum(
-                (rng.random((config.num_envs, 1)) >= cum).sum(1), n_actions - 1
-            )
-            next_obs, rewards, terminated, truncated, _ = envs.step(actions)
-            for i in np.flatnonzero(
-                ~just_reset
-            ):  # a step right after an episode end only resets
-                running[i].append((obs[i], actions[i], float(rewards[i])))
-                if terminated[i] or truncated[i]:
-                    ep_obs, ep_act, ep_rew = zip(*running[i])
-                    batch_obs.extend(ep_obs)
-                    batch_act.extend(ep_act)
-                    batch_w.append(
-                        step_weights(np.array(ep_rew), gamma, config.estimator)
-                    )
-                    ep_returns.append(sum(ep_rew))
-                    n_collected += len(ep_rew)
-                    running[i] = []
-            just_reset = terminated | truncated
-            obs = next_obs
-        obs_t = torch.as_tensor(
-            np.asarray(batch_obs), dtype=torch.float32, device=config.device
+    for epoch in bar:
+        # every copy starts a fresh episode, seeded from the run's seed and the epoch, so
+        # that no recorded episode is the tail of one begun in the previous epoch
+        epoch_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+        episodes = _collect_episodes(
+            envs, policy, rng, config.steps_per_epoch, epoch_seed, config.device
         )
-        act_t = torch.as_tensor(np.asarray(batch_act), device=config.device)
+        batch_obs = np.concatenate([ep[0] for ep in episodes])
+        batch_act = np.concatenate([ep[1] for ep in episodes])
+        batch_w = [step_weights(ep[2], gamma, config.estimator) for ep in episodes]
+        ep_returns = [float(ep[2].sum()) for ep in episodes]
+        n_collected = len(batch_act)
+        obs_t = torch.as_tensor(batch_obs, dtype=torch.float32, device=config.device)
+        act_t = torch.as_tensor(batch_act, device=config.device)
         w_t = torch.as_tensor(
             np.concatenate(batch_w), dtype=torch.float32, device=config.device
         )

@@ -90,19 +90,19 @@ def test_gaussian_score_accepts_right_and_own_symbols(capsys):
     [
         (
             lambda a, mu, s: (-(a - mu) / s**2, _score(a, mu, s)[1]),
-            r"d/dmu component is off",
+            r"d/dmu component is not the derivative",
         ),  # sign
         (
             lambda a, mu, s: ((a - mu) / s, _score(a, mu, s)[1]),
-            r"d/dmu component is off",
+            r"d/dmu component is not the derivative",
         ),  # power
         (
             lambda a, mu, s: (_score(a, mu, s)[0], (a - mu) ** 2 / s**3),
-            r"d/dsigma component is off",
+            r"d/dsigma component is not the derivative",
         ),  # no -1/s
         (
             lambda a, mu, s: (_score(a, mu, s)[0], (a - mu) ** 2 / s**3 + 1 / s),
-            r"d/dsigma component is off",
+            r"d/dsigma component is not the derivative",
         ),
         (
             lambda a, mu, s: (_score(a, mu, s)[0], (a - mu) ** 2 / (2 * s**3) - 1 / s),
@@ -126,6 +126,30 @@ def test_gaussian_score_message_hides_the_expression():
             lambda a, mu, s: (_score(a, mu, s)[0], (a - mu) ** 2 / s**3)
         )
     assert "sigma**3" not in str(info.value) and "**" not in str(info.value)
+
+
+@pytest.mark.parametrize("component", [0, 1])
+def test_gaussian_score_message_of_a_zero_answer_hides_the_value(component):
+    # A zero component is off by exactly the reference: the message must not say how
+    # much (at a=1, mu=0, sigma=2 the references are 1/4 and -3/8).
+    def zero(a, mu, s):
+        right = list(_score(a, mu, s))
+        right[component] = sp.Integer(0)
+        return tuple(right)
+
+    with pytest.raises(ExerciseFailure) as info:
+        check_gaussian_score(zero)
+    message = str(info.value)
+    assert "more than 10%" in message
+    size = message.split("off by", 1)[1].replace("10%", "")
+    assert not any(ch.isdigit() for ch in size), message  # no value, only a bucket
+    for revealing in ("1/4", "3/8", "0.25", "0.375", "**"):
+        assert revealing not in message, message
+
+
+def test_gaussian_score_success_calls_the_integral_a_demonstration(capsys):
+    assert check_gaussian_score(_score)
+    assert "lemma" in capsys.readouterr().out
 
 
 def _action_baseline(theta, states, actions, rewards, b):

@@ -181,6 +181,18 @@ _pi = np.full((2, 2), 0.5)
             lambda: pg.finite_horizon_return(_mdp, torch.full((2, 2), float("nan")), 2),
             "pi contains NaN",
         ),
+        (
+            lambda: pg.finite_horizon_return(
+                _mdp, torch.tensor([[0.5, 0.6], [0.5, 0.5]], requires_grad=True), 2
+            ),
+            "pi must sum to 1",
+        ),
+        (
+            lambda: pg.finite_horizon_return(
+                _mdp, torch.tensor([[1.5, -0.5], [0.5, 0.5]]), 2
+            ),
+            "pi",
+        ),
         (lambda: pg.enumerate_trajectories(_mdp, _pi, 2.5), "horizon"),
         (lambda: pg.step_weights([1.0, 2.0], 1.2), "gamma"),
         (lambda: pg.step_weights([1.0, 2.0], 0.9, "bogus"), "estimator"),
@@ -321,3 +333,90 @@ def test_train_reinforce_does_not_depend_on_thread_count():
     finally:
         torch.set_num_threads(before)
     assert histories[0] == histories[1]
+
+
+# ------------------------------- REINFORCE records whole episodes, each begun at a reset
+
+
+class _SpyEnvs:
+    """Wraps a vector env and records every observation at which an episode begins."""
+
+    def __init__(self, envs):
+        self._envs, self.starts, self._ended = envs, [], None
+
+    def __getattr__(self, name):
+        return getattr(self._envs, name)
+
+    def reset(self, **kwargs):
+        obs, info = self._envs.reset(**kwargs)
+        self.starts.extend(np.array(o) for o in obs)
+        self._ended = np.zeros(len(obs), dtype=bool)
+        return obs, info
+
+    def step(self, actions):
+        out = self._envs.step(actions)
+        # next-step autoreset: the step after an episode end returns the new start
+        self.starts.extend(np.array(out[0][i]) for i in np.flatnonzero(self._ended))
+        self._ended = out[2] | out[3]
+        return out
+
+
+def test_train_reinforce_records_only_whole_cartpole_episodes(monkeypatch):
+    import companion.rollout as rollout
+
+    spies, recorded = [], []
+    make = rollout.make_vector_env
+    collect = pg._collect_episodes
+
+    def spy_make(*args, **kwargs):
+        spies.append(_SpyEnvs(make(*args, **kwargs)))
+        return spies[-1]
+
+    def spy_collect(*args, **kwargs):
+        episodes = collect(*args, **kwargs)
+        recorded.extend(episodes)
+        return episodes
+
+    monkeypatch.setattr(rollout, "make_vector_env", spy_make)
+    monkeypatch.setattr(pg, "_collect_episodes", spy_collect)
+    config = pg.ReinforceConfig(n_epochs=4, steps_per_epoch=300, num_envs=4)
+    _, h = pg.train_reinforce(config, seed=1, progress=False)
+    assert len(recorded) > 4 * config.num_envs
+    starts = {o.tobytes() for o in spies[0].starts}
+    n_steps = 0
+    for obs, act, rew in recorded:
+        # CartPole pays 1 per step: a reset step (reward 0) recorded would show here
+        assert np.all(rew == 1.0)
+        assert obs.shape == (len(rew), 4) and act.shape == (len(rew),)
+        # the episode's first observation is one the environment returned at a reset
+        assert obs[0].tobytes() in starts
+        assert np.all(np.abs(obs[0]) <= 0.05)  # CartPole starts in [-0.05, 0.05]^4
+        n_steps += len(rew)
+    assert h.env_steps[-1] == n_steps
+
+
+def test_train_reinforce_resets_the_environments_each_epoch(monkeypatch):
+    import companion.rollout as rollout
+
+    spies = []
+    make = rollout.make_vector_env
+
+    def spy_make(*args, **kwargs):
+        spies.append(_SpyEnvs(make(*args, **kwargs)))
+        return spies[-1]
+
+    calls = []
+    monkeypatch.setattr(rollout, "make_vector_env", spy_make)
+    original_reset = _SpyEnvs.reset
+    monkeypatch.setattr(
+        _SpyEnvs,
+        "reset",
+        lambda self, **kw: calls.append(kw) or original_reset(self, **kw),
+    )
+    pg.train_reinforce(
+        pg.ReinforceConfig(n_epochs=3, steps_per_epoch=50, num_envs=2),
+        seed=5,
+        progress=False,
+    )
+    seeds = [kw.get("seed") for kw in calls]
+    assert len(seeds) == 3 and len(set(seeds)) == 3 and None not in seeds
