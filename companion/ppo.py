@@ -456,6 +456,15 @@ def evaluate_policy(act: Callable[[np.ndarray], np.ndarray], env_id: str, n_epis
     return float(returns.mean())
 
 
+def _batch_kl(agent: Agent, obs: Any, actions: Any, logp_old: Any, valid: Any) -> float:
+    """KL(old || current policy) estimated on a whole batch (valid steps only)."""
+    import torch
+
+    with torch.no_grad():
+        logp, _ = agent.log_prob_entropy(obs, actions)
+        return float(approx_kl(logp, logp_old, valid))
+
+
 def train_ppo(
     env_id: str,
     config: PPOConfig,
@@ -528,11 +537,6 @@ def train_ppo(
         b_logp, b_adv = ro.logp.reshape(-1), advantages.reshape(-1)
         b_returns, b_values, b_valid = returns.reshape(-1), ro.values.reshape(-1), ro.valid.reshape(-1).float()
 
-        def batch_kl() -> float:
-            with torch.no_grad():
-                logp, _ = agent.log_prob_entropy(b_obs, b_actions)
-                return float(approx_kl(logp, b_logp, b_valid))
-
         mb_kls, clipfracs, clips = [], [], []
         epochs_run = 0
         for _epoch in range(config.n_epochs):
@@ -548,15 +552,15 @@ def train_ppo(
                                             config.max_grad_norm, config.clip_grad_separately))
                 optimizer.step()
             epochs_run += 1
-            if config.target_kl is not None and _epoch < config.n_epochs - 1:
-                if batch_kl() > config.target_kl:
-                    break
+            if (config.target_kl is not None and _epoch < config.n_epochs - 1
+                    and _batch_kl(agent, b_obs, b_actions, b_logp, b_valid) > config.target_kl):
+                break
 
         history.env_steps.append(collector.total_steps)
         history.policy_loss.append(out.policy_loss.item())
         history.value_loss.append(out.value_loss.item())
         history.entropy.append(out.entropy.item())
-        history.approx_kl.append(batch_kl())
+        history.approx_kl.append(_batch_kl(agent, b_obs, b_actions, b_logp, b_valid))
         history.minibatch_kl.append(mb_kls)
         history.clip_fraction.append(float(np.mean(clipfracs)))
         history.epochs.append(epochs_run)
