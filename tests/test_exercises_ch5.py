@@ -77,3 +77,12 @@ def test_approx_kl_messages_do_not_reveal_the_reference():
         check_approx_kl(lambda n, o: (o - n).mean())
     msg = str(info.value)
     assert "r - 1" not in msg and "exp" not in msg
+
+
+@pytest.mark.parametrize("checker", [check_clipped_surrogate, check_approx_kl])
+def test_stubs_fail_with_a_not_implemented_message(checker):
+    def stub(*args):
+        raise NotImplementedError
+
+    with pytest.raises(ExerciseFailure, match="not implemented yet"):
+        checker(stub)
