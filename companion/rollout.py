@@ -20,7 +20,7 @@ import numpy as np
 
 from companion._validate import check_positive_int
 
-__all__ = ["make_vector_env", "Rollout", "RolloutCollector"]
+__all__ = ["make_vector_env", "Rollout", "RolloutCollector", "RecordActions", "ActionBounds", "action_bound_report"]
 
 
 def make_vector_env(env_id: str, num_envs: int, seed: int) -> Any:
@@ -41,6 +41,58 @@ def make_vector_env(env_id: str, num_envs: int, seed: int) -> Any:
         envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
     envs.reset(seed=seed)
     return envs
+
+
+def RecordActions(envs: Any) -> Any:
+    """Wrap a gymnasium vector environment so that it keeps every action it receives.
+
+    The returned wrapper behaves as ``envs``; after each ``step(actions)`` a copy of
+    ``actions`` is appended to its list ``received``. It shows what actually reaches the
+    environment (for example, that a Gaussian policy's samples were clipped to the action
+    bounds), as opposed to what the learner sampled.
+    """
+    import gymnasium as gym
+
+    class _RecordActions(gym.vector.VectorWrapper):
+        def __init__(self, env: Any) -> None:
+            super().__init__(env)
+            self.received: list[np.ndarray] = []
+
+        def step(self, actions: Any) -> Any:
+            self.received.append(np.array(actions, copy=True))
+            return self.env.step(actions)
+
+    return _RecordActions(envs)
+
+
+@dataclass(frozen=True)
+class ActionBounds:
+    """How many of ``n`` action entries lie outside the bounds, and how many exactly on one."""
+
+    n: int
+    outside: int
+    at_bound: int
+
+
+def action_bound_report(actions: Any, low: Any, high: Any) -> ActionBounds:
+    """Count the entries of ``actions`` outside ``[low, high]`` and exactly on a bound.
+
+    Applied to the actions an environment received (:func:`RecordActions`), ``outside``
+    must be 0 when a learner clips its samples; ``at_bound > 0`` shows that clipping
+    happened (a Gaussian sample lands exactly on a bound with probability 0).
+    """
+    a = np.asarray(actions, dtype=np.float64)
+    lo = np.broadcast_to(np.asarray(low, dtype=np.float64), a.shape[-1:] if a.ndim else ())
+    hi = np.broadcast_to(np.asarray(high, dtype=np.float64), lo.shape)
+    if a.size == 0:
+        raise ValueError("actions must not be empty")
+    if not np.all(np.isfinite(a)):
+        raise ValueError("actions contain NaN or inf")
+    if np.any(lo > hi):
+        raise ValueError("low must not exceed high")
+    outside = int(np.sum((a < lo) | (a > hi)))
+    at_bound = int(np.sum((a == lo) | (a == hi)))
+    return ActionBounds(int(a.size), outside, at_bound)
 
 
 @dataclass

@@ -68,13 +68,70 @@ def test_categorical_agent_matches_torch_distributions():
     assert torch.allclose(ref.probs, torch.full((6, 3), 1 / 3), atol=0.02)
 
 
-def test_train_ppo_refuses_bad_config():
-    with pytest.raises(ValueError, match="divisible"):
-        ppo.train_ppo("CartPole-v1", ppo.PPOConfig(num_envs=3, n_steps=5, n_minibatches=4), progress=False)
-    with pytest.raises(ValueError, match="clip_eps"):
-        ppo.train_ppo("CartPole-v1", ppo.PPOConfig(clip_eps=0.0), progress=False)
-    with pytest.raises(ValueError, match="n_epochs"):
-        ppo.train_ppo("CartPole-v1", ppo.PPOConfig(n_epochs=0), progress=False)
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("total_timesteps", 0),
+        ("total_timesteps", 511),  # less than one rollout of 8 x 64: would silently train 512
+        ("total_timesteps", 1.5e4),
+        ("num_envs", 0),
+        ("n_steps", 0),
+        ("n_steps", -3),
+        ("n_epochs", 0),
+        ("n_minibatches", 0),
+        ("n_minibatches", 3),  # does not divide 512
+        ("learning_rate", 0.0),
+        ("learning_rate", -1e-3),
+        ("learning_rate", float("nan")),
+        ("adam_eps", 0.0),
+        ("gamma", 1.5),
+        ("gamma", -0.1),
+        ("gae_lambda", 1.01),
+        ("clip_eps", 0.0),
+        ("clip_eps", float("inf")),
+        ("vf_coef", -0.5),
+        ("vf_coef", float("nan")),
+        ("ent_coef", -0.01),
+        ("max_grad_norm", 0.0),
+        ("max_grad_norm", -0.5),  # would flip the gradient: PPO would ascend its loss
+        ("max_grad_norm", float("nan")),
+        ("target_kl", 0.0),
+        ("target_kl", -0.01),
+        ("hidden", (64, 0)),
+        ("hidden", ()),
+        ("hidden", [64, 64]),
+        ("log_std_init", float("inf")),
+        ("anneal_lr", 1),
+        ("clip", "yes"),
+        ("clip_grad_separately", None),
+        ("device", 0),
+    ],
+)
+def test_ppo_config_refuses_bad_fields(field, value):
+    with pytest.raises(ValueError, match=field):
+        ppo.PPOConfig(**{field: value})
+
+
+def test_ppo_config_accepts_edge_values():
+    ppo.PPOConfig(max_grad_norm=float("inf"), gamma=1.0, gae_lambda=0.0, vf_coef=0.0,
+                  target_kl=0.01, total_timesteps=512)
+
+
+def test_train_ppo_refuses_a_non_config():
+    with pytest.raises(ValueError, match="config"):
+        ppo.train_ppo("CartPole-v1", {"n_epochs": 1}, progress=False)
+
+
+def test_clip_grad_separately_records_the_actor_scale():
+    cfg = dict(total_timesteps=1024)
+    _, joint = ppo.train_ppo("CartPole-v1", ppo.PPOConfig(**cfg), seed=0, progress=False)
+    _, sep = ppo.train_ppo("CartPole-v1", ppo.PPOConfig(clip_grad_separately=True, **cfg), seed=0,
+                           progress=False)
+    for h in (joint, sep):
+        assert all(0 <= f <= 1 for f in h.grad_clip_fraction)
+        assert all(0 < s <= 1 for s in h.actor_grad_scale)
+    # the critic's gradient dominates the joint norm at the start: the joint clip scales the actor more
+    assert np.mean(joint.actor_grad_scale) < np.mean(sep.actor_grad_scale)
 
 
 def test_train_ppo_history_and_callback_stop():
@@ -87,13 +144,25 @@ def test_train_ppo_history_and_callback_stop():
     _, h = ppo.train_ppo("CartPole-v1", ppo.PPOConfig(total_timesteps=4096), seed=0, progress=False, callback=callback)
     assert len(calls) == 2 and len(h.env_steps) == 2 and h.env_steps == calls
     assert all(k >= 0 for k in h.approx_kl) and all(0 <= c <= 1 for c in h.clip_fraction)
+    assert [len(t) for t in h.minibatch_kl] == [24, 24]  # 6 epochs x 4 minibatches
     assert len(h.episode_returns) == len(h.episode_steps) > 0
 
 
 @pytest.mark.slow
-def test_train_ppo_solves_cartpole():
-    agent, h = ppo.train_ppo("CartPole-v1", ppo.PPOConfig(total_timesteps=30_720), seed=0, progress=False)
-    with torch.no_grad():
-        score = ppo.evaluate_policy(lambda o: agent.greedy(torch.as_tensor(o, dtype=torch.float32)).numpy(),
-                                    "CartPole-v1")
-    assert score > 400
+def test_train_ppo_solves_cartpole_over_seeds():
+    """Five seeds; the median greedy score must be high, whatever torch's thread count.
+
+    The thread count changes the order of floating-point sums, hence the trajectory of a
+    seed: a single seed can fail at one thread count and pass at another (measured: with
+    20,480 steps, seeds 0-4 scored 500, 500, 500, 290, 500 with one thread and
+    500, 500, 151, 500, 500 with two). The median of five is a property of the learner.
+    This test runs with the thread count of the environment it is run in.
+    """
+    scores = []
+    for seed in range(5):
+        agent, _ = ppo.train_ppo("CartPole-v1", ppo.PPOConfig(total_timesteps=20_480), seed=seed,
+                                 progress=False)
+        with torch.no_grad():
+            scores.append(ppo.evaluate_policy(
+                lambda o: agent.greedy(torch.as_tensor(o, dtype=torch.float32)).numpy(), "CartPole-v1"))
+    assert np.median(scores) > 400, scores
