@@ -120,27 +120,31 @@ def test_symbolic_neumann_accepts_solve_and_rejects_wrong_versions():
 
 
 # ---------------------------------------------------------------- expected TD residual = advantage
-def test_td_lemma_accepts_right_residual(chain, q_estimate):
+def _series_advantage(mdp, pi):
+    return M.neumann_q(mdp, pi) - M.neumann_value(mdp, pi)[:, None]
+
+
+def test_td_lemma_accepts_sampled_right_residual(chain):
     V = M.value_function(chain, PI)
-    assert TD.td_advantage_disagreement(TD.expected_td_residual(chain, V), chain, PI, q_estimate) <= 1.0
-    # and it is the advantage itself up to rounding
-    assert np.allclose(TD.expected_td_residual(chain, V), M.advantage_function(chain, PI), atol=1e-12)
+    est = TD.sampled_td_residual(chain, V, 20_000, seed=0)
+    assert M.monte_carlo_disagreement(_series_advantage(chain, PI), est) <= 1.0
 
 
 @pytest.mark.parametrize(
     "wrong",
     [
-        lambda m, V: m.R + m.P @ V - V[:, None],  # no discount
-        lambda m, V: m.R + (m.gamma - 1) * V[:, None],  # V(s') replaced by V(s)
-        lambda m, V: -(m.R + m.gamma * m.P @ V - V[:, None]),  # sign flip
-        lambda m, V: m.R + m.gamma * m.P @ V,  # Q instead of A
-        lambda m, V: m.R + m.gamma**2 * m.P @ V - V[:, None],  # gamma squared
+        lambda r, v, v_next, g: r + v_next - v,  # no discount
+        lambda r, v, v_next, g: r + g * v - v,  # V(s) for V(s')
+        lambda r, v, v_next, g: -(r + g * v_next - v),  # sign flip
+        lambda r, v, v_next, g: r + g * v_next,  # Q instead of A
+        lambda r, v, v_next, g: r + g**2 * v_next - v,  # gamma squared
     ],
     ids=["no gamma", "V(s) for V(s')", "sign flip", "Q not A", "gamma squared"],
 )
-def test_td_lemma_rejects_wrong_residuals(chain, q_estimate, wrong):
+def test_td_lemma_rejects_wrong_sampled_residuals(chain, wrong):
     V = M.value_function(chain, PI)
-    assert TD.td_advantage_disagreement(wrong(chain, V), chain, PI, q_estimate) > 1.0
+    est = TD.sampled_td_residual(chain, V, 20_000, seed=0, residual=wrong)
+    assert M.monte_carlo_disagreement(_series_advantage(chain, PI), est) > 1.0
 
 
 # ---------------------------------------------------------------- discounted visitation
@@ -183,13 +187,46 @@ def test_random_states_would_reject_a_wrong_target(chain):
     assert np.abs(runs[-1] - other).max(axis=1).mean() > 10 * np.abs(runs[-1] - V).max(axis=1).mean()
 
 
+PHI = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+
+
 def test_linear_td_fixed_point_tabular_and_shared_feature(chain):
     V = M.value_function(chain, PI)
-    d_pi = (1 - chain.gamma) * M.visitation(chain, PI)
+    d_stat = TD.stationary_distribution(chain, PI)
+    assert d_stat == pytest.approx([0.17475728, 0.4368932, 0.38834951], abs=1e-7)
     uniform = np.full(3, 1 / 3)
-    for law in (d_pi, uniform):
+    for law in (d_stat, uniform):
         assert np.allclose(TD.linear_td_fixed_point(chain, PI, np.eye(3), law), V, atol=1e-10)
-    Phi = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    a = TD.linear_td_fixed_point(chain, PI, Phi, d_pi)
-    b = TD.linear_td_fixed_point(chain, PI, Phi, uniform)
-    assert np.abs(a - b).max() > 0.05
+    a = TD.linear_td_fixed_point(chain, PI, PHI, d_stat)
+    b = TD.linear_td_fixed_point(chain, PI, PHI, uniform)
+    assert np.abs(a - b).max() > 0.5
+
+
+@pytest.mark.parametrize("law", ["stationary", "uniform"])
+def test_projected_bellman_gap_accepts_td_fixed_point_rejects_projection(chain, law):
+    d = TD.stationary_distribution(chain, PI) if law == "stationary" else np.full(3, 1 / 3)
+    fixed = TD.linear_td_fixed_point(chain, PI, PHI, d)
+    assert TD.projected_bellman_gap(chain, PI, PHI, d, fixed) < 1e-10
+    # the misstatement "TD converges to the projection of V_pi"
+    projected = TD.weighted_projection(M.value_function(chain, PI), PHI, d)
+    assert TD.projected_bellman_gap(chain, PI, PHI, d, projected) > 0.05
+    # the normalised discounted visitation is the wrong weighting for on-trajectory TD
+    if law == "stationary":
+        d_disc = (1 - chain.gamma) * M.visitation(chain, PI)
+        wrong = TD.linear_td_fixed_point(chain, PI, PHI, d_disc)
+        assert TD.projected_bellman_gap(chain, PI, PHI, d, wrong) > 0.05
+
+
+def test_sampled_linear_td_lands_on_its_fixed_point_not_the_projection(chain):
+    d_stat = TD.stationary_distribution(chain, PI)
+    fixed = TD.linear_td_fixed_point(chain, PI, PHI, d_stat)
+    projected = TD.weighted_projection(M.value_function(chain, PI), PHI, d_stat)
+    mean = TD.linear_td_runs(chain, PI, PHI, 30_000, 20, seed=0).mean(axis=0)
+    assert np.abs(mean - fixed).max() < 0.05
+    assert np.abs(mean - projected).max() > 0.05
+
+
+def test_weighted_projection_is_least_squares():
+    Phi = np.array([[1.0], [1.0]])
+    # weighted mean of the values
+    assert TD.weighted_projection([0.0, 4.0], Phi, [0.75, 0.25]) == pytest.approx([1.0, 1.0])
