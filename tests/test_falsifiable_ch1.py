@@ -289,7 +289,6 @@ def test_optimality_violations_accept_policy_iteration():
 
 def test_optimality_violations_reject_mean_operator_and_greedy_on_r():
     for mdp, _ in _instances():
-        pi_star, V_star = M.policy_iteration(mdp)
         # fixed point of T with a mean over actions: the value of the uniform policy
         uniform = np.full((mdp.n_states, mdp.n_actions), 1 / mdp.n_actions)
         V_mean = M.value_function(mdp, uniform)
@@ -315,8 +314,8 @@ def test_monte_carlo_rejects_rollouts_without_forced_first_action(chain):
 
 def test_neumann_value_rejects_transposed_policy_matrix(monkeypatch):
     """value_function with a transposed P_pi is caught: the series does not share it."""
+    original = M.policy_transition_matrix
     for mdp, pi in _instances():
-        original = M.policy_transition_matrix
         monkeypatch.setattr(M, "policy_transition_matrix", lambda m, p: original(m, p).T)
         V = M.value_function(mdp, pi)
         monkeypatch.undo()
