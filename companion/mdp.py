@@ -13,6 +13,8 @@ Chapter 1 ("Foundations", ``book/01_foundations.md``):
 
 from __future__ import annotations
 
+import itertools
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,10 @@ __all__ = [
     "symbolic_two_state_neumann",
     "symbolic_value_mismatch",
     "river_swim",
+    "transition_frequency_disagreement",
+    "average_reward",
+    "enumerated_discounted_reward",
+    "optimality_violations",
 ]
 
 
@@ -610,9 +616,14 @@ def neumann_value(mdp: TabularMDP, pi: Any, tol: float = 1e-13, max_terms: int =
     The :math:`t`-th term is the expected discounted reward at time :math:`t`,
     :math:`\\gamma^t \\mathbb E[r_t \\mid s_0 = s]`. Summation stops when the remaining
     tail, at most :math:`\\|\\text{term}\\|_\\infty / (1 - \\gamma)`, is below ``tol``. No
-    linear system is solved, so this is an independent check of :func:`value_function`.
+    linear system is solved, and :math:`P_\\pi`, :math:`r_\\pi` are built here from
+    ``mdp.P`` and ``mdp.R`` (not with :func:`policy_transition_matrix` or
+    :func:`policy_reward`), so this is an independent check of :func:`value_function`.
     """
-    P_pi, r_pi = policy_transition_matrix(mdp, pi), policy_reward(mdp, pi)
+    pi = check_policy(mdp, pi)
+    # P_pi[s, s'] = sum_a pi(a|s) P(s'|s,a), written as an explicit loop-free sum
+    P_pi = (pi[:, :, None] * mdp.P).sum(axis=1)
+    r_pi = np.einsum("sa,sa->s", pi, mdp.R)
     tol = _check_positive_float(tol, "tol")
     max_terms = check_positive_int(max_terms, "max_terms")
     total, term = np.zeros(mdp.n_states), r_pi
@@ -753,3 +764,114 @@ def river_swim(n_states: int = 6, gamma: float = 0.95) -> TabularMDP:
     mu = np.zeros(n)
     mu[:2] = 0.5
     return TabularMDP(P, R, gamma, mu)
+
+
+# ---------------------------------------------------------------- checks called by Chapter 1
+def transition_frequency_disagreement(mdp: TabularMDP, states: Any, actions: Any, n_se: float = 5.0) -> float:
+    """How far the empirical transition frequencies of a trajectory are from ``mdp.P``.
+
+    Counts each :math:`(s_t, a_t, s_{t+1})` of ``states`` (length :math:`T + 1`) and
+    ``actions`` (length :math:`T`), and returns
+    :math:`\\max |\\hat P(s'|s,a) - P(s'|s,a)| / (n_{se}\\,\\mathrm{se} + 10^{-12})` with the
+    binomial standard error :math:`\\sqrt{P(1-P)/n(s,a)}`; pairs never visited are
+    skipped. At most 1 means the sampler follows ``P`` (Chapter 1, section
+    "Trajectories"); a sampler that read the table along the wrong axis or used the
+    wrong action's row gives a large value.
+    """
+    mdp = _check_mdp(mdp)
+    states = np.asarray(states)
+    actions = np.asarray(actions)
+    if states.ndim != 1 or actions.ndim != 1 or states.shape[0] != actions.shape[0] + 1:
+        raise ValueError("states must have one entry more than actions (both 1-D)")
+    if not (np.issubdtype(states.dtype, np.integer) and np.issubdtype(actions.dtype, np.integer)):
+        raise ValueError("states and actions must be integer arrays")
+    S, A = mdp.n_states, mdp.n_actions
+    if states.min() < 0 or states.max() >= S or actions.min() < 0 or actions.max() >= A:
+        raise ValueError("states or actions out of range")
+    n_se = _check_positive_float(n_se, "n_se")
+    counts = np.zeros((S, A, S))
+    np.add.at(counts, (states[:-1], actions, states[1:]), 1)
+    n_sa = counts.sum(axis=2, keepdims=True)
+    seen = np.broadcast_to(n_sa > 0, counts.shape)
+    freq = counts / np.maximum(n_sa, 1)
+    stderr = np.sqrt(mdp.P * (1 - mdp.P) / np.maximum(n_sa, 1))
+    ratio = np.abs(freq - mdp.P) / (n_se * stderr + 1e-12)
+    return float(np.max(ratio[seen], initial=0.0))
+
+
+def average_reward(P: Any, R3: Any) -> np.ndarray:
+    """:math:`r(s, a) = \\sum_{s'} P(s'|s,a) R(s,a,s')` (Chapter 1, eq. ``reward-average``), shape ``(S, A)``."""
+    P = as_array(P, "P", ndim=3)
+    R3 = as_array(R3, "R3", shape=P.shape)
+    return (P * R3).sum(axis=2)
+
+
+def enumerated_discounted_reward(mdp: TabularMDP, pi: Any, reward: Any, horizon: int) -> float:
+    """Exact :math:`\\mathbb E[\\sum_{t<H} \\gamma^t r_t]` by enumerating every trajectory of ``horizon`` steps.
+
+    ``reward`` is either an ``(S, A, S)`` array :math:`R(s, a, s')` or an ``(S, A)`` array
+    :math:`r(s, a)`. Each of the :math:`S (A S)^H` trajectories is weighted by its
+    probability :math:`\\mu(s_0) \\prod_t \\pi(a_t|s_t) P(s_{t+1}|s_t,a_t)`; no Bellman
+    equation or matrix power is used. Meant for tiny MDPs (``horizon`` at most 6).
+    """
+    pi = check_policy(mdp, pi)
+    H = check_positive_int(horizon, "horizon")
+    if H > 6:
+        raise ValueError(f"horizon must be at most 6 (enumeration), got {H}")
+    S, A = mdp.n_states, mdp.n_actions
+    reward = as_array(reward, "reward")
+    if reward.shape == (S, A):
+        reward = np.broadcast_to(reward[:, :, None], (S, A, S))
+    elif reward.shape != (S, A, S):
+        raise ValueError(f"reward must have shape {(S, A)} or {(S, A, S)}, got {reward.shape}")
+    total = 0.0
+    for s0 in range(S):
+        for steps in itertools.product(range(A), range(S), repeat=H):
+            prob, s, value = mdp.mu[s0], s0, 0.0
+            for t in range(H):
+                a, s_next = steps[2 * t], steps[2 * t + 1]
+                prob *= pi[s, a] * mdp.P[s, a, s_next]
+                value += mdp.gamma**t * reward[s, a, s_next]
+                s = s_next
+            total += prob * value
+    return float(total)
+
+
+def optimality_violations(
+    mdp: TabularMDP, V: Any, pi: Any, n_random: int = 200, seed: int | None = 0
+) -> dict[str, float]:
+    """How far a claimed optimal value ``V`` and policy ``pi`` are from Chapter 1's ``thm-bellman-optimality``.
+
+    Returns sup-norm violations (all about zero for :math:`V_*` and a greedy policy):
+
+    * ``"bellman-opt"``: :math:`V - T^* V`, with the max over actions;
+    * ``"pi attains V"``: :math:`V_\\pi - V` (evaluated by a linear solve);
+    * ``"sup over deterministic"``: :math:`\\max_{\\pi\\ \\text{det.}} V_\\pi - V`, over all
+      :math:`A^S` deterministic policies (the supremum is attained by one of them);
+    * ``"random policy exceeds V"``: the largest excess of :math:`V_\\pi` over ``V`` for
+      ``n_random`` random stochastic policies (clipped at zero).
+    """
+    mdp = _check_mdp(mdp)
+    V = as_array(V, "V", shape=(mdp.n_states,))
+    pi = check_policy(mdp, pi)
+    n_random = check_positive_int(n_random, "n_random")
+    S, A = mdp.n_states, mdp.n_actions
+    if A**S > 100_000:
+        raise ValueError(f"too many deterministic policies to enumerate ({A}^{S})")
+    sup = lambda x: float(np.max(np.abs(x)))  # noqa: E731
+    backed_up = (mdp.R + mdp.gamma * mdp.P @ V).max(axis=1)
+    eye = np.eye(A)
+    best = np.max(
+        [value_function(mdp, eye[list(acts)]) for acts in itertools.product(range(A), repeat=S)], axis=0
+    )
+    rng = np.random.default_rng(_check_seed(seed))
+    excess = 0.0
+    for _ in range(n_random):
+        random_pi = rng.dirichlet(np.ones(A), size=S)
+        excess = max(excess, float(np.max(value_function(mdp, random_pi) - V)))
+    return {
+        "bellman-opt": sup(V - backed_up),
+        "pi attains V": sup(value_function(mdp, pi) - V),
+        "sup over deterministic": sup(best - V),
+        "random policy exceeds V": max(excess, 0.0),
+    }

@@ -36,8 +36,6 @@ from companion.mdp import (
     _check_seed,
     _draw,
     check_policy,
-    monte_carlo_disagreement,
-    value_function,
 )
 
 __all__ = [
@@ -45,8 +43,12 @@ __all__ = [
     "td0_runs",
     "td_residual",
     "expected_td_residual",
-    "td_advantage_disagreement",
+    "sampled_td_residual",
+    "stationary_distribution",
+    "weighted_projection",
+    "projected_bellman_gap",
     "linear_td_fixed_point",
+    "linear_td_runs",
 ]
 
 StepSize = float | Callable[[int], float]
@@ -257,29 +259,6 @@ def expected_td_residual(mdp: TabularMDP, V: Any) -> np.ndarray:
     return mdp.R + mdp.gamma * mdp.P @ V - V[:, None]
 
 
-def td_advantage_disagreement(
-    candidate: Any, mdp: TabularMDP, pi: Any, q_estimate: MonteCarloEstimate, n_se: float = 4.0
-) -> float:
-    """Compare a claimed :math:`A_\\pi` (e.g. the expected TD residual) with Monte Carlo.
-
-    The reference is :math:`\\hat Q(s,a) - V_\\pi(s)`, where :math:`\\hat Q` comes from
-    rollouts started at :math:`(s, a)` (:func:`companion.mdp.monte_carlo_q`) and
-    :math:`V_\\pi` from the linear solve; returns the largest deviation in units of the
-    tolerance (``n_se`` standard errors plus the truncation bound), as
-    :func:`companion.mdp.monte_carlo_disagreement` does. At most 1 means agreement.
-    """
-    pi = check_policy(mdp, pi)
-    if not isinstance(q_estimate, MonteCarloEstimate):
-        raise ValueError(f"q_estimate must be a MonteCarloEstimate, got {type(q_estimate).__name__}")
-    if q_estimate.mean.shape != (mdp.n_states, mdp.n_actions):
-        raise ValueError(f"q_estimate must have shape {(mdp.n_states, mdp.n_actions)}, got {q_estimate.mean.shape}")
-    V = value_function(mdp, pi)
-    shifted = MonteCarloEstimate(
-        q_estimate.mean - V[:, None], q_estimate.stderr, q_estimate.truncation, q_estimate.n, q_estimate.horizon
-    )
-    return monte_carlo_disagreement(candidate, shifted, n_se)
-
-
 def linear_td_fixed_point(mdp: TabularMDP, pi: Any, features: Any, state_dist: Any) -> np.ndarray:
     """Fixed point of linear TD(0) with states drawn from ``state_dist``: the values :math:`\\Phi \\theta`.
 
@@ -308,3 +287,175 @@ def linear_td_fixed_point(mdp: TabularMDP, pi: Any, features: Any, state_dist: A
     except np.linalg.LinAlgError:
         raise ValueError("the linear TD system is singular for these features and state_dist") from None
     return Phi @ theta
+
+
+Residual = Callable[[np.ndarray, np.ndarray, np.ndarray, float], np.ndarray]
+
+
+def sampled_td_residual(
+    mdp: TabularMDP,
+    V: Any,
+    n_samples: int,
+    seed: int | None = None,
+    residual: Residual | None = None,
+) -> MonteCarloEstimate:
+    """Average of sampled TD residuals per state-action pair, with its standard error.
+
+    For every pair :math:`(s, a)` it draws ``n_samples`` next states
+    :math:`s' \\sim P(\\cdot \\mid s, a)` and averages
+    :math:`\\delta = r(s, a) + \\gamma V(s') - V(s)` (Chapter 1, eq. ``td-residual``).
+    By ``lem-td-advantage`` the mean estimates :math:`A_\\pi(s, a)` at :math:`V = V_\\pi`;
+    compare with :func:`companion.mdp.monte_carlo_disagreement`.
+
+    ``residual(r, v, v_next, gamma)`` replaces the TD residual (default
+    :func:`td_residual`); the tests use it to feed wrong residuals to the same check.
+    Returns a :class:`~companion.mdp.MonteCarloEstimate` of shape ``(S, A)``, with no
+    truncation (each sample is one transition).
+    """
+    mdp = _check_mdp(mdp)
+    V = as_array(V, "V", shape=(mdp.n_states,))
+    n = check_positive_int(n_samples, "n_samples")
+    if n < 2:
+        raise ValueError(f"n_samples must be at least 2 (for a standard error), got {n}")
+    residual = td_residual if residual is None else residual
+    if not callable(residual):
+        raise ValueError(f"residual must be callable, got {residual!r}")
+    rng = np.random.default_rng(_check_seed(seed))
+    S, A = mdp.n_states, mdp.n_actions
+    cum_P = np.cumsum(mdp.P, axis=2).reshape(S * A, S)
+    u = rng.random((n, S * A, 1))
+    s_next = np.minimum((u >= cum_P[None]).sum(axis=2), S - 1).reshape(n, S, A)
+    r = np.broadcast_to(mdp.R, (n, S, A))
+    v = np.broadcast_to(V[:, None], (n, S, A))
+    deltas = np.asarray(residual(r, v, V[s_next], mdp.gamma), dtype=np.float64)
+    if deltas.shape != (n, S, A):
+        raise ValueError(f"residual must return shape {(n, S, A)}, got {deltas.shape}")
+    return MonteCarloEstimate(
+        mean=deltas.mean(axis=0),
+        stderr=deltas.std(axis=0, ddof=1) / np.sqrt(n),
+        truncation=0.0,
+        n=n,
+        horizon=1,
+    )
+
+
+def stationary_distribution(mdp: TabularMDP, pi: Any) -> np.ndarray:
+    """Stationary law of the state chain of ``pi``: :math:`d^\\top P_\\pi = d^\\top`, :math:`\\sum_s d(s) = 1`.
+
+    This is the long-run frequency of states along one trajectory of :math:`\\pi`, the
+    weighting of linear TD(0) run on-trajectory (Tsitsiklis and Van Roy, 1997). Solved
+    as a least-squares system; a chain with several stationary laws is refused.
+    """
+    pi = check_policy(mdp, pi)
+    S = mdp.n_states
+    P_pi = np.einsum("sa,sat->st", pi, mdp.P)
+    system = np.vstack([P_pi.T - np.eye(S), np.ones((1, S))])
+    rhs = np.concatenate([np.zeros(S), [1.0]])
+    d, _, rank, _ = np.linalg.lstsq(system, rhs, rcond=None)
+    if rank < S:
+        raise ValueError("the chain of pi has several stationary distributions")
+    return np.clip(d, 0.0, None) / np.clip(d, 0.0, None).sum()
+
+
+def weighted_projection(values: Any, features: Any, state_dist: Any) -> np.ndarray:
+    """:math:`\\Pi_D v`: the closest point to ``values`` in the span of the features, in the norm :math:`\\|x\\|_D^2 = \\sum_s d(s) x(s)^2`.
+
+    Weighted least squares, :math:`\\Phi (\\Phi^\\top D \\Phi)^{-1} \\Phi^\\top D v`,
+    computed by ``lstsq`` on the rows scaled by :math:`\\sqrt{d}`.
+    """
+    d = _check_distribution(state_dist, "state_dist")
+    S = d.shape[0]
+    v = as_array(values, "values", shape=(S,))
+    Phi = as_array(features, "features", ndim=2)
+    if Phi.shape[0] != S or Phi.shape[1] == 0:
+        raise ValueError(f"features must have shape ({S}, k) with k >= 1, got {Phi.shape}")
+    w = np.sqrt(d)
+    theta = np.linalg.lstsq(w[:, None] * Phi, w * v, rcond=None)[0]
+    return Phi @ theta
+
+
+def projected_bellman_gap(mdp: TabularMDP, pi: Any, features: Any, state_dist: Any, values: Any) -> float:
+    """:math:`\\|\\Pi_D T^\\pi v - v\\|_\\infty`: how far ``values`` is from the projected Bellman equation.
+
+    Linear TD(0) with states drawn from :math:`d` converges to the :math:`v = \\Phi\\theta`
+    with :math:`v = \\Pi_D T^\\pi v` (Tsitsiklis and Van Roy, 1997), where
+    :math:`T^\\pi v = r_\\pi + \\gamma P_\\pi v`. The gap is zero there; it is not zero,
+    in general, at the projection :math:`\\Pi_D V_\\pi` of the true value. Computed with
+    :func:`weighted_projection`, independently of :func:`linear_td_fixed_point`.
+    """
+    pi = check_policy(mdp, pi)
+    v = as_array(values, "values", shape=(mdp.n_states,))
+    P_pi = np.einsum("sa,sat->st", pi, mdp.P)
+    r_pi = (pi * mdp.R).sum(axis=1)
+    backed_up = r_pi + mdp.gamma * P_pi @ v
+    return float(np.max(np.abs(weighted_projection(backed_up, features, state_dist) - v)))
+
+
+def linear_td_runs(
+    mdp: TabularMDP,
+    pi: Any,
+    features: Any,
+    n_steps: int,
+    n_runs: int,
+    sampling: str = "trajectory",
+    state_dist: Any | None = None,
+    alpha0: float = 1.0,
+    power: float = 0.7,
+    seed: int | None = None,
+) -> np.ndarray:
+    """``n_runs`` independent linear TD(0) runs side by side; returns their averaged values :math:`\\Phi \\bar\\theta`.
+
+    Each step draws :math:`s` (the next state of the previous transition with
+    ``sampling="trajectory"``, from :math:`\\mu` at the start; a fresh
+    :math:`s \\sim` ``state_dist``, uniform by default, with ``"random_states"``),
+    :math:`a \\sim \\pi(\\cdot|s)`, :math:`s' \\sim P(\\cdot|s,a)`, and updates
+    :math:`\\theta \\leftarrow \\theta + \\alpha_t \\phi(s) (r + \\gamma \\phi(s')^\\top\\theta - \\phi(s)^\\top\\theta)`
+    with :math:`\\alpha_t = \\alpha_0 (1 + t/100)^{-p}`. The iterates of the second half
+    of the run are averaged (Polyak-Ruppert), which reduces the noise. Returns an
+    array of shape ``(n_runs, S)``.
+    """
+    pi = check_policy(mdp, pi)
+    S = mdp.n_states
+    Phi = as_array(features, "features", ndim=2)
+    if Phi.shape[0] != S or Phi.shape[1] == 0:
+        raise ValueError(f"features must have shape ({S}, k) with k >= 1, got {Phi.shape}")
+    n_steps = check_positive_int(n_steps, "n_steps")
+    if n_steps < 2:
+        raise ValueError(f"n_steps must be at least 2, got {n_steps}")
+    n_runs = check_positive_int(n_runs, "n_runs")
+    if sampling not in ("trajectory", "random_states"):
+        raise ValueError(f"sampling must be 'trajectory' or 'random_states', got {sampling!r}")
+    if state_dist is not None:
+        if sampling != "random_states":
+            raise ValueError("state_dist is only used with sampling='random_states'")
+        state_dist = _check_distribution(state_dist, "state_dist", shape=(S,))
+    elif sampling == "random_states":
+        state_dist = np.full(S, 1.0 / S)
+    alpha0 = float(alpha0)
+    if not (0.0 < alpha0 <= 1.0):
+        raise ValueError(f"alpha0 must lie in (0, 1], got {alpha0!r}")
+    power = float(power)
+    if not (0.5 < power <= 1.0):
+        raise ValueError(f"power must lie in (0.5, 1] (Robbins-Monro), got {power!r}")
+    rng = np.random.default_rng(_check_seed(seed))
+    cum_pi, cum_P = np.cumsum(pi, axis=1), np.cumsum(mdp.P, axis=2)
+    cum_d = None if state_dist is None else np.cumsum(state_dist)
+    theta = np.zeros((n_runs, Phi.shape[1]))
+    total = np.zeros_like(theta)
+    s = _draw(rng, np.broadcast_to(np.cumsum(mdp.mu), (n_runs, S)))
+    half = n_steps // 2
+    for t0 in range(0, n_steps, 4096):
+        u = rng.random((min(4096, n_steps - t0), 3, n_runs, 1))
+        for j in range(u.shape[0]):
+            t = t0 + j
+            if cum_d is not None:
+                s = np.minimum((u[j, 0] >= cum_d).sum(axis=1), S - 1)
+            a = np.minimum((u[j, 1] >= cum_pi[s]).sum(axis=1), cum_pi.shape[1] - 1)
+            s_next = np.minimum((u[j, 2] >= cum_P[s, a]).sum(axis=1), S - 1)
+            phi, phi_next = Phi[s], Phi[s_next]
+            delta = mdp.R[s, a] + mdp.gamma * (phi_next * theta).sum(axis=1) - (phi * theta).sum(axis=1)
+            theta += alpha0 * (1.0 + t / 100.0) ** -power * delta[:, None] * phi
+            if t >= half:
+                total += theta
+            s = s_next
+    return (total / (n_steps - half)) @ Phi.T
