@@ -42,6 +42,9 @@ __all__ = [
     "empirical_constant",
     "worst_case_search",
     "near_tight_case",
+    "two_state_case",
+    "two_state_constant",
+    "bad_mean_advantage_states",
     "exact_trpo_step",
     "full_step",
     "quadratic_kl_error",
@@ -330,6 +333,68 @@ def near_tight_case(gamma: float, alpha: float) -> Case:
         [[0.5 + a, 0.5 - a], [0.5 - a, 0.5 + a], [0.5 + a, 0.5 - a], [0.5, 0.5]]
     )
     return mdp, old, new
+
+
+def two_state_case(
+    gamma: float, alpha: float, alpha_bad: float | None = None, p: float = 0.0
+) -> Case:
+    """A 2-state, 2-action case that needs a constant near 3 at every ``gamma`` (Chapter 4, "how tight").
+
+    State 0 (start, :math:`\\mu = (1, 0)`): action 0 stays with reward 0, action 1 moves
+    to state 1 with reward 1. State 1 is absorbing, with rewards :math:`+1` (action 0) and
+    :math:`-1` (action 1). The old policy plays action 1 with probability ``p`` in state 0
+    (default 0: the worst case sits on the boundary of the softmax family, where a search
+    over softmax parameters does not reach it) and is uniform in state 1. The new policy
+    moves ``alpha`` towards state 1 in state 0 and ``alpha_bad`` (default ``alpha``)
+    towards the bad action in state 1. With ``p = 0``, :math:`\\varepsilon = 1` and
+    ``alpha_bad = alpha`` the constant the case needs is :func:`two_state_constant`,
+    :math:`3(1-\\gamma)/(1-\\gamma+\\alpha\\gamma)`.
+    """
+    g = check_gamma(gamma)
+    a = float(alpha)
+    b = a if alpha_bad is None else float(alpha_bad)
+    q = float(p)
+    if not (np.isfinite(q) and 0 <= q < 1):
+        raise ValueError(f"p must lie in [0, 1), got {p!r}")
+    if not (np.isfinite(a) and 0 < a <= 1 - q):
+        raise ValueError(f"alpha must lie in (0, 1 - p], got {alpha!r}")
+    if not (np.isfinite(b) and 0 <= b <= 0.5):
+        raise ValueError(f"alpha_bad must lie in [0, 0.5], got {alpha_bad!r}")
+    P = np.zeros((2, 2, 2))
+    P[0, 0, 0] = P[0, 1, 1] = P[1, :, 1] = 1.0
+    R = np.array([[0.0, 1.0], [1.0, -1.0]])
+    mdp = TabularMDP(P, R, g, np.array([1.0, 0.0]))
+    old = np.array([[1 - q, q], [0.5, 0.5]])
+    new = np.array([[1 - q - a, q + a], [0.5 - b, 0.5 + b]])
+    return mdp, old, new
+
+
+def two_state_constant(gamma: Any, alpha: Any) -> Any:
+    """Closed form :math:`3(1-\\gamma)/(1-\\gamma+\\alpha\\gamma)` of the constant :func:`two_state_case` needs.
+
+    Derived in Chapter 4 ("how tight") and checked there with SymPy; it tends to 3 as
+    :math:`\\alpha \\to 0`, at every :math:`\\gamma`.
+    """
+    g = np.asarray(gamma, dtype=np.float64)
+    a = np.asarray(alpha, dtype=np.float64)
+    return 3 * (1 - g) / (1 - g + a * g)
+
+
+def bad_mean_advantage_states(
+    mdp: TabularMDP, pi_old: Any, pi_new: Any, tol: float = 1e-9
+) -> int:
+    """Number of states with :math:`\\rho_{\\pi_{old}}(s) > 0` and :math:`\\bar A(s) < -`\\ ``tol``.
+
+    :math:`\\bar A(s) = \\sum_a \\pi_{new}(a|s) A_{\\pi_{old}}(s,a)` (:func:`mean_advantage`).
+    An exact tabular trust-region step has none (Chapter 4, ``prop-exact-step``), and
+    then :math:`J(\\pi_{new}) \\ge J(\\pi_{old})`; ``tol`` is relative to
+    :math:`\\max|A_{\\pi_{old}}|`.
+    """
+    tol = _check_constant(tol, "tol")
+    abar = mean_advantage(mdp, pi_old, pi_new)
+    rho = visitation(mdp, check_policy(mdp, pi_old))
+    scale = max(float(np.abs(advantage_function(mdp, pi_old)).max()), 1e-300)
+    return int(np.sum((rho > 0) & (abar < -tol * scale)))
 
 
 def worst_case_search(

@@ -57,11 +57,66 @@ def test_random_cases_cannot_tell_the_constant_but_the_hand_built_case_can():
     assert trpo.bound_violations(kl_wrong, tight) == 1
 
 
-def test_a_constant_below_the_searched_worst_case_is_rejected(worst_09):
-    c = trpo.empirical_constant(worst_09)
-    assert 0.4 < c <= 4.0
-    below = lambda m, a, b: trpo.trpo_lower_bound(m, a, b, 0.9 * c)  # noqa: E731
-    assert trpo.bound_violations(below, worst_09) >= 1
+@pytest.mark.parametrize("gamma, alpha", [(0.9, 1e-3), (0.99, 1e-4)])
+def test_two_state_case_needs_about_three_and_rejects_the_halved_constant(gamma, alpha):
+    case = trpo.two_state_case(gamma, alpha)
+    closed = trpo.two_state_constant(gamma, alpha)  # the closed form, not the search
+    assert closed > 2.9
+    assert trpo.empirical_constant([case]) == pytest.approx(closed, rel=1e-9)
+    for c, n in ((4.0, 0), (closed, 0), (2.0, 1), (0.99 * closed, 1)):
+        bound = lambda m, a, b, c=c: trpo.trpo_lower_bound(m, a, b, c)  # noqa: E731
+        assert trpo.bound_violations(bound, [case]) == n, c
+    # the default constant holds there
+    assert trpo.bound_violations(trpo.trpo_lower_bound, [case]) == 0
+
+
+def test_two_state_closed_form_rejects_wrong_closed_forms():
+    gammas, alphas = (0.1, 0.5, 0.9, 0.99), (1e-3, 0.05, 0.3)
+    got = [
+        trpo.empirical_constant([trpo.two_state_case(g, a)])
+        for g in gammas
+        for a in alphas
+    ]
+    right = [trpo.two_state_constant(g, a) for g in gammas for a in alphas]
+    assert np.allclose(got, right, rtol=1e-9)
+    for wrong in (
+        lambda g, a: 3 * (1 - g) ** 2 / (1 - g + a * g),
+        lambda g, a: 4 * (1 - g) / (1 - g + a * g),
+        lambda g, a: 3 * (1 - g) / (1 - g),
+    ):
+        assert not np.allclose(
+            got, [wrong(g, a) for g in gammas for a in alphas], rtol=1e-3
+        )
+
+
+def test_the_search_misses_the_boundary_case(worst_09):
+    assert trpo.empirical_constant(worst_09) < 0.9 * trpo.two_state_constant(0.9, 1e-3)
+
+
+def test_state_averaged_tv_is_violated_where_the_max_form_holds():
+    case = trpo.two_state_case(0.9, 1e-3, alpha_bad=0.4)
+
+    def averaged(m, old, new):  # the wrong version: average TV under d_old, not max
+        d = M.visitation(m, old) * (1 - m.gamma)
+        tv = float(d @ trpo.tv_distance(old, new))
+        return surrogate(m, old, new) - trpo.penalty_coefficient(m, old) * tv**2
+
+    assert trpo.bound_violations(averaged, [case]) == 1
+    assert trpo.bound_violations(trpo.trpo_lower_bound, [case]) == 0
+    assert trpo.bound_violations(averaged, _random_cases()) == 0  # random cases miss it
+
+
+def test_exact_trust_region_steps_have_nonnegative_mean_advantage():
+    river = M.river_swim(6, gamma=0.95)
+    pi = M.uniform_policy(river)
+    flipped = M.TabularMDP(river.P, -river.R, river.gamma, river.mu)
+    for delta in (0.01, 0.2):
+        new = trpo.exact_trpo_step(river, pi, delta)
+        assert trpo.bad_mean_advantage_states(river, pi, new) == 0
+        assert M.expected_return(river, new) >= M.expected_return(river, pi)
+        # the wrong sign: maximising -L (the step for the negated rewards)
+        wrong = trpo.exact_trpo_step(flipped, pi, delta)
+        assert trpo.bad_mean_advantage_states(river, pi, wrong) >= 1
 
 
 def test_the_wrong_power_of_one_minus_gamma_is_rejected(worst_09):
