@@ -184,3 +184,78 @@ def test_penalty_step_never_decreases_the_bound_and_reports_success():
         pi = new
     new = trpo.exact_trpo_step(river, pi, max_kl=0.05)
     assert trpo.max_kl(pi, new) <= 0.05 * (1 + 1e-6)
+
+
+def test_pinsker_violations_rejects_the_quarter_constant():
+    rng = np.random.default_rng(0)
+    p, q = rng.dirichlet(np.ones(3), size=2000), rng.dirichlet(np.ones(3), size=2000)
+    assert trpo.pinsker_violations(p, q, 0.5) == 0
+    assert trpo.pinsker_violations(p, q, 0.25) > 0
+    # the tight two-point pair (KL ~ 2 TV^2 for close distributions) rejects 0.49
+    assert trpo.pinsker_violations([0.5, 0.5], [0.5 + 1e-3, 0.5 - 1e-3], 0.49) == 1
+
+
+def test_importance_sampling_without_the_ratio_is_rejected():
+    m = M.random_mdp(5, 3, gamma=0.9, seed=11)
+    old = M.random_policy(5, 3, seed=12)
+    new = softmax_policy(
+        np.log(old) + 0.5 * np.random.default_rng(13).normal(size=(5, 3))
+    )
+    q = M.random_policy(5, 3, seed=14)  # the chapter's instance
+    exact = M.visitation(m, old) @ (new * M.q_function(m, old)).sum(1)
+    est, se = trpo.importance_sampled_gain(m, old, new, q, 100_000, seed=1)
+    assert abs(est - exact) < 5 * se
+    wrong, se_w = trpo.importance_sampled_gain(m, old, new, q, 100_000, 1, False)
+    assert abs(wrong - exact) > 5 * se_w
+
+
+@pytest.fixture(scope="module")
+def small_net():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)
+    ).double()
+    return net, torch.randn(16, 3, dtype=torch.float64)
+
+
+def test_fisher_equals_kl_hessian_and_the_wrong_versions_differ(small_net):
+    import torch
+
+    net, states = small_net
+    hessian = trpo.mean_kl_hessian(net, states)
+    fisher = trpo.policy_fisher_matrix(net, states)
+    assert torch.allclose(hessian, fisher, atol=1e-10)
+    summed = trpo.policy_fisher_matrix(net, states, reduce="sum")
+    assert not torch.allclose(hessian, summed, atol=1e-3)
+    theta = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+    other = trpo.mean_kl_hessian(net, states, at=theta + 0.5 * torch.randn_like(theta))
+    assert not torch.allclose(other, fisher, atol=1e-3)
+
+
+def test_cg_solve_error_rejects_sign_errors():
+    rng = np.random.default_rng(0)
+    B = rng.normal(size=(8, 8))
+    A, b = B @ B.T + 0.1 * np.eye(8), rng.normal(size=8)
+    assert trpo.cg_solve_error(A, b) < 1e-8
+
+    def cg_with(sign_x=1.0, sign_r=1.0):
+        def cg(Avp, b, n):
+            x, r = np.zeros_like(b), b.copy()
+            p, rr = r.copy(), r @ r
+            for _ in range(n):
+                if rr < 1e-30:
+                    break
+                Ap = Avp(p)
+                step = rr / (p @ Ap)
+                x = x + sign_x * step * p
+                r = r - sign_r * step * Ap
+                rr_new = r @ r
+                p, rr = r + rr_new / rr * p, rr_new
+            return x
+
+        return cg
+
+    assert trpo.cg_solve_error(A, b, cg_fn=cg_with()) < 1e-8  # the test's CG is right
+    assert trpo.cg_solve_error(A, b, cg_fn=cg_with(sign_x=-1.0)) > 0.1
+    assert trpo.cg_solve_error(A, b, cg_fn=cg_with(sign_r=-1.0)) > 0.1
