@@ -795,6 +795,16 @@ def cg_solve_error(
         def Avp(v: Any) -> Any:
             return A @ v
 
+    if getattr(b, "ndim", None) != 1:
+        raise ValueError(
+            f"b must be a 1-D vector, got shape {getattr(b, 'shape', None)}"
+        )
+    if tuple(getattr(A, "shape", ())) != (b.shape[0], b.shape[0]):
+        raise ValueError(
+            f"A must be a square matrix matching b, got shape {getattr(A, 'shape', None)}"
+        )
+    if not callable(cg_fn) or not callable(Avp):
+        raise ValueError("cg_fn and Avp must be functions")
     x = cg_fn(Avp, b, int(b.shape[0]))
     A_np = np.asarray(A.detach() if hasattr(A, "detach") else A, dtype=np.float64)
     b_np = np.asarray(b.detach() if hasattr(b, "detach") else b, dtype=np.float64)
