@@ -512,8 +512,7 @@ def exact_trpo_step(
     :math:`C` = :func:`penalty_coefficient` (``constant`` in place of 4), written with an
     epigraph variable :math:`t \\ge D_{KL}(\\pi_{old}(\\cdot|s) \\| \\pi(\\cdot|s))`
     for every :math:`s`, in variables rescaled so that the optimum is of order one (the
-    optimal step is of order :math:`|g|/C`, tiny; unscaled, SLSQP stops on "positive
-    directional derivative"). Otherwise the trust region form: maximise :math:`L` subject
+    optimal step is of order :math:`|g|/C`, tiny). Otherwise the trust region form: maximise :math:`L` subject
     to :math:`D^{\\max}_{KL} \\le` ``max_kl``. Both are solved from :math:`\\pi_{old}` by
     SciPy's ``trust-constr`` with exact gradients; raises ``RuntimeError`` unless the
     solver reports success.
@@ -565,7 +564,7 @@ def exact_trpo_step(
         # Near the optimum the step d = theta - theta_old is of order |g| / C and the
         # objective of order |g|^2 / C^2 (in units of the KL): solve in the rescaled
         # variables u = d / sigma, tau = t / sigma^2 with sigma = |g| / C, whose optimum is
-        # of order one (without this SLSQP stops on "positive directional derivative").
+        # of order one.
         sigma = max(float(np.linalg.norm(gain_grad(th0))) / C, 1e-150)
 
         def th_of(z: np.ndarray) -> np.ndarray:
