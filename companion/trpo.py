@@ -30,6 +30,8 @@ __all__ = [
     "kl_divergence",
     "max_tv",
     "max_kl",
+    "pinsker_violations",
+    "importance_sampled_gain",
     "surrogate",
     "trpo_lower_bound",
     "trpo_kl_lower_bound",
@@ -42,12 +44,18 @@ __all__ = [
     "empirical_constant",
     "worst_case_search",
     "near_tight_case",
+    "two_state_case",
+    "two_state_constant",
+    "bad_mean_advantage_states",
     "exact_trpo_step",
     "full_step",
     "quadratic_kl_error",
     "conjugate_gradient",
     "flat_grad",
     "fisher_vector_product",
+    "policy_fisher_matrix",
+    "mean_kl_hessian",
+    "cg_solve_error",
     "backtracking_line_search",
     "TRPOConfig",
     "TRPOHistory",
@@ -72,6 +80,54 @@ def kl_divergence(p: Any, q: Any) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * (np.log(p) - np.log(q)), 0.0)
     return terms.sum(axis=-1)
+
+
+def pinsker_violations(
+    p: Any, q: Any, constant: float = 0.5, tol: float = 1e-12
+) -> int:
+    """Number of rows with :math:`D_{TV}(p, q)^2 >` ``constant`` :math:`\\cdot D_{KL}(p \\| q)` + ``tol``.
+
+    Pinsker's inequality (Chapter 4, eq. ``pinsker``) is the statement that ``constant``
+    = 1/2 gives 0 on every pair of distributions; ``p`` and ``q`` are arrays of
+    distributions along the last axis (same shape).
+    """
+    c = _check_constant(constant)
+    tol = _check_constant(tol, "tol")
+    tv, kl = tv_distance(p, q), kl_divergence(p, q)
+    return int(np.sum(tv**2 > c * kl + tol))
+
+
+def importance_sampled_gain(
+    mdp: TabularMDP,
+    pi_old: Any,
+    pi_new: Any,
+    q: Any,
+    n_samples: int,
+    seed: int = 0,
+    use_ratio: bool = True,
+) -> tuple[float, float]:
+    """Monte Carlo estimate of :math:`\\sum_s \\rho_{old}(s) \\sum_a \\pi_{new}(a|s) Q_{old}(s,a)` and its standard error.
+
+    Samples :math:`s \\sim d_{old} = (1-\\gamma)\\rho_{old}` and :math:`a \\sim q(\\cdot|s)`
+    and averages :math:`\\frac{\\pi_{new}(a|s)}{q(a|s)} Q_{old}(s,a) / (1-\\gamma)` (Chapter 4,
+    eq. ``sampled-surrogate``). ``use_ratio=False`` drops the ratio (a common slip), so
+    that a check can show it is rejected. Returns ``(mean, standard error)``.
+    """
+    from companion.mdp import q_function
+
+    pi_old = check_policy(mdp, pi_old)
+    pi_new = check_policy(mdp, pi_new)
+    q = check_policy(mdp, q)
+    n = check_positive_int(n_samples, "n_samples")
+    rho = visitation(mdp, pi_old)
+    Q = q_function(mdp, pi_old)
+    rng = np.random.default_rng(seed)
+    s_idx = rng.choice(mdp.n_states, size=n, p=rho / rho.sum())
+    a_idx = (rng.random((n, 1)) > np.cumsum(q[s_idx], axis=1)).sum(1)
+    a_idx = np.minimum(a_idx, mdp.n_actions - 1)
+    w = pi_new[s_idx, a_idx] / q[s_idx, a_idx] if use_ratio else 1.0
+    samples = w * Q[s_idx, a_idx] / (1 - mdp.gamma)
+    return float(samples.mean()), float(samples.std() / np.sqrt(n))
 
 
 def max_tv(pi: Any, pi_new: Any) -> float:
@@ -332,6 +388,68 @@ def near_tight_case(gamma: float, alpha: float) -> Case:
     return mdp, old, new
 
 
+def two_state_case(
+    gamma: float, alpha: float, alpha_bad: float | None = None, p: float = 0.0
+) -> Case:
+    """A 2-state, 2-action case that needs a constant near 3 at every ``gamma`` (Chapter 4, "how tight").
+
+    State 0 (start, :math:`\\mu = (1, 0)`): action 0 stays with reward 0, action 1 moves
+    to state 1 with reward 1. State 1 is absorbing, with rewards :math:`+1` (action 0) and
+    :math:`-1` (action 1). The old policy plays action 1 with probability ``p`` in state 0
+    (default 0: the worst case sits on the boundary of the softmax family, where a search
+    over softmax parameters does not reach it) and is uniform in state 1. The new policy
+    moves ``alpha`` towards state 1 in state 0 and ``alpha_bad`` (default ``alpha``)
+    towards the bad action in state 1. With ``p = 0``, :math:`\\varepsilon = 1` and
+    ``alpha_bad = alpha`` the constant the case needs is :func:`two_state_constant`,
+    :math:`3(1-\\gamma)/(1-\\gamma+\\alpha\\gamma)`.
+    """
+    g = check_gamma(gamma)
+    a = float(alpha)
+    b = a if alpha_bad is None else float(alpha_bad)
+    q = float(p)
+    if not (np.isfinite(q) and 0 <= q < 1):
+        raise ValueError(f"p must lie in [0, 1), got {p!r}")
+    if not (np.isfinite(a) and 0 < a <= 1 - q):
+        raise ValueError(f"alpha must lie in (0, 1 - p], got {alpha!r}")
+    if not (np.isfinite(b) and 0 <= b <= 0.5):
+        raise ValueError(f"alpha_bad must lie in [0, 0.5], got {alpha_bad!r}")
+    P = np.zeros((2, 2, 2))
+    P[0, 0, 0] = P[0, 1, 1] = P[1, :, 1] = 1.0
+    R = np.array([[0.0, 1.0], [1.0, -1.0]])
+    mdp = TabularMDP(P, R, g, np.array([1.0, 0.0]))
+    old = np.array([[1 - q, q], [0.5, 0.5]])
+    new = np.array([[1 - q - a, q + a], [0.5 - b, 0.5 + b]])
+    return mdp, old, new
+
+
+def two_state_constant(gamma: Any, alpha: Any) -> Any:
+    """Closed form :math:`3(1-\\gamma)/(1-\\gamma+\\alpha\\gamma)` of the constant :func:`two_state_case` needs.
+
+    Derived in Chapter 4 ("how tight") and checked there with SymPy; it tends to 3 as
+    :math:`\\alpha \\to 0`, at every :math:`\\gamma`.
+    """
+    g = np.asarray(gamma, dtype=np.float64)
+    a = np.asarray(alpha, dtype=np.float64)
+    return 3 * (1 - g) / (1 - g + a * g)
+
+
+def bad_mean_advantage_states(
+    mdp: TabularMDP, pi_old: Any, pi_new: Any, tol: float = 1e-9
+) -> int:
+    """Number of states with :math:`\\rho_{\\pi_{old}}(s) > 0` and :math:`\\bar A(s) < -`\\ ``tol``.
+
+    :math:`\\bar A(s) = \\sum_a \\pi_{new}(a|s) A_{\\pi_{old}}(s,a)` (:func:`mean_advantage`).
+    An exact tabular trust-region step has none (Chapter 4, ``prop-exact-step``), and
+    then :math:`J(\\pi_{new}) \\ge J(\\pi_{old})`; ``tol`` is relative to
+    :math:`\\max|A_{\\pi_{old}}|`.
+    """
+    tol = _check_constant(tol, "tol")
+    abar = mean_advantage(mdp, pi_old, pi_new)
+    rho = visitation(mdp, check_policy(mdp, pi_old))
+    scale = max(float(np.abs(advantage_function(mdp, pi_old)).max()), 1e-300)
+    return int(np.sum((rho > 0) & (abar < -tol * scale)))
+
+
 def worst_case_search(
     gamma: float,
     n_states: int = 2,
@@ -394,8 +512,7 @@ def exact_trpo_step(
     :math:`C` = :func:`penalty_coefficient` (``constant`` in place of 4), written with an
     epigraph variable :math:`t \\ge D_{KL}(\\pi_{old}(\\cdot|s) \\| \\pi(\\cdot|s))`
     for every :math:`s`, in variables rescaled so that the optimum is of order one (the
-    optimal step is of order :math:`|g|/C`, tiny; unscaled, SLSQP stops on "positive
-    directional derivative"). Otherwise the trust region form: maximise :math:`L` subject
+    optimal step is of order :math:`|g|/C`, tiny). Otherwise the trust region form: maximise :math:`L` subject
     to :math:`D^{\\max}_{KL} \\le` ``max_kl``. Both are solved from :math:`\\pi_{old}` by
     SciPy's ``trust-constr`` with exact gradients; raises ``RuntimeError`` unless the
     solver reports success.
@@ -447,7 +564,7 @@ def exact_trpo_step(
         # Near the optimum the step d = theta - theta_old is of order |g| / C and the
         # objective of order |g|^2 / C^2 (in units of the KL): solve in the rescaled
         # variables u = d / sigma, tau = t / sigma^2 with sigma = |g| / C, whose optimum is
-        # of order one (without this SLSQP stops on "positive directional derivative").
+        # of order one.
         sigma = max(float(np.linalg.norm(gain_grad(th0))) / C, 1e-150)
 
         def th_of(z: np.ndarray) -> np.ndarray:
@@ -594,6 +711,105 @@ def fisher_vector_product(
     grad_kl = flat_grad(kl_fn(), params, create_graph=True)
     hvp = flat_grad((grad_kl * v.detach()).sum(), params)
     return hvp + damping * v if damping else hvp
+
+
+def policy_fisher_matrix(model: Any, states: Any, reduce: str = "mean") -> Any:
+    """Fisher matrix of a categorical policy network from its definition (Chapter 4, eq. ``fisher-hessian``).
+
+    :math:`F = \\mathbb E_s \\sum_a \\pi_\\theta(a|s)\\, \\nabla_\\theta\\log\\pi_\\theta(a|s)
+    \\nabla_\\theta\\log\\pi_\\theta(a|s)^\\top`: outer products of score vectors, with the exact
+    expectation over actions, averaged over the rows of ``states`` (``reduce="sum"``
+    sums them instead, the wrong version a check must reject). ``model(states)`` returns
+    logits; parameters are flattened in the order of ``model.parameters()``.
+    """
+    import torch
+
+    if reduce not in ("mean", "sum"):
+        raise ValueError(f"reduce must be 'mean' or 'sum', got {reduce!r}")
+    params = list(model.parameters())
+    n_params = sum(p.numel() for p in params)
+    with torch.no_grad():
+        probs = torch.softmax(model(states), -1)
+    F = torch.zeros(n_params, n_params, dtype=probs.dtype)
+    for i in range(states.shape[0]):
+        for a in range(probs.shape[1]):
+            score = flat_grad(
+                torch.log_softmax(model(states[i : i + 1]), -1)[0, a], params
+            )
+            F += probs[i, a] * torch.outer(score, score)
+    return F / states.shape[0] if reduce == "mean" else F
+
+
+def mean_kl_hessian(model: Any, states: Any, at: Any = None) -> Any:
+    """Hessian of :math:`\\theta \\mapsto \\bar D_{KL}(\\pi_{\\theta_{old}} \\| \\pi_\\theta)` by autograd (Chapter 4, eq. ``fisher-hessian``).
+
+    :math:`\\theta_{old}` is the model's current (flattened) parameters, and the mean is over
+    the rows of ``states``. Evaluated at ``at`` (a flat parameter vector; default
+    :math:`\\theta_{old}`, where it equals :func:`policy_fisher_matrix`).
+    """
+    import torch
+    from torch.func import functional_call
+
+    named = list(model.named_parameters())
+    names = [n for n, _ in named]
+    shapes = [p.shape for _, p in named]
+    sizes = [p.numel() for _, p in named]
+    theta_old = torch.cat([p.detach().reshape(-1) for _, p in named])
+    point = theta_old if at is None else at
+    if getattr(point, "shape", None) != theta_old.shape:
+        raise ValueError(f"at must be a flat vector of {theta_old.numel()} parameters")
+    with torch.no_grad():
+        logp_old = torch.log_softmax(model(states), -1)
+
+    def kl(theta: Any) -> Any:
+        chunks = [c.view(s) for c, s in zip(torch.split(theta, sizes), shapes)]
+        logits = functional_call(model, dict(zip(names, chunks)), (states,))
+        logp = torch.log_softmax(logits, -1)
+        return (logp_old.exp() * (logp_old - logp)).sum(-1).mean()
+
+    return torch.autograd.functional.hessian(kl, point.detach())
+
+
+def cg_solve_error(
+    A: Any,
+    b: Any,
+    Avp: Callable[[Any], Any] | None = None,
+    cg_fn: Callable[..., Any] | None = None,
+) -> float:
+    """Relative error :math:`\\|x - A^{-1}b\\| / \\|A^{-1}b\\|` of conjugate gradient run for ``len(b)`` iterations.
+
+    ``cg_fn(Avp, b, n_iters)`` (default :func:`conjugate_gradient` with a tiny stopping
+    tolerance) is given the products ``Avp`` (default ``v -> A @ v``; pass, e.g., a
+    Fisher-vector product to compare it too) and compared with a direct solve of the
+    explicit matrix ``A``. In exact arithmetic CG solves the system in ``len(b)``
+    iterations, so a correct implementation gives an error near rounding.
+    """
+    if cg_fn is None:
+
+        def cg_fn(Avp_: Any, b_: Any, n: int) -> Any:
+            return conjugate_gradient(Avp_, b_, n, tol=1e-30)
+
+    if Avp is None:
+
+        def Avp(v: Any) -> Any:
+            return A @ v
+
+    if getattr(b, "ndim", None) != 1:
+        raise ValueError(
+            f"b must be a 1-D vector, got shape {getattr(b, 'shape', None)}"
+        )
+    if tuple(getattr(A, "shape", ())) != (b.shape[0], b.shape[0]):
+        raise ValueError(
+            f"A must be a square matrix matching b, got shape {getattr(A, 'shape', None)}"
+        )
+    if not callable(cg_fn) or not callable(Avp):
+        raise ValueError("cg_fn and Avp must be functions")
+    x = cg_fn(Avp, b, int(b.shape[0]))
+    A_np = np.asarray(A.detach() if hasattr(A, "detach") else A, dtype=np.float64)
+    b_np = np.asarray(b.detach() if hasattr(b, "detach") else b, dtype=np.float64)
+    x_np = np.asarray(x.detach() if hasattr(x, "detach") else x, dtype=np.float64)
+    exact = np.linalg.solve(A_np, b_np)
+    return float(np.linalg.norm(x_np - exact) / np.linalg.norm(exact))
 
 
 def full_step(x: Any, Fx: Any, max_kl: float) -> Any:

@@ -262,8 +262,40 @@ def test_trpo_config_refuses_bad_fields(field, value):
         (lambda: trpo.conjugate_gradient(None, np.ones(2)), "Avp"),
         (lambda: trpo.flat_grad(torch.ones(2), []), "params"),
         (lambda: trpo.flat_grad(torch.ones(2), [torch.ones(2)]), "scalar"),
-        (lambda: trpo.fisher_vector_product(None, [torch.ones(2)], torch.ones(2)), "kl_fn"),
-        (lambda: trpo.fisher_vector_product(lambda: None, [torch.ones(2)], [1, 2]), "v"),
+        (
+            lambda: trpo.fisher_vector_product(None, [torch.ones(2)], torch.ones(2)),
+            "kl_fn",
+        ),
+        (
+            lambda: trpo.fisher_vector_product(lambda: None, [torch.ones(2)], [1, 2]),
+            "v",
+        ),
+        (lambda: trpo.two_state_case(0.9, 0.0), "alpha"),
+        (lambda: trpo.two_state_case(0.9, 0.1, alpha_bad=0.6), "alpha_bad"),
+        (lambda: trpo.two_state_case(0.9, 0.1, p=1.0), "p"),
+        (lambda: trpo.two_state_case(1.0, 0.1), "gamma"),
+        (lambda: trpo.pinsker_violations([0.5, 0.5], [0.5, 0.5], -1.0), "constant"),
+        (lambda: trpo.pinsker_violations([0.5, 0.6], [0.5, 0.5]), "p"),
+        (
+            lambda: trpo.importance_sampled_gain(_M, _PI, _PI, _PI, 0),
+            "n_samples",
+        ),
+        (lambda: trpo.importance_sampled_gain(_M, _PI, _PI, _PI[:2], 10), "pi"),
+        (lambda: trpo.bad_mean_advantage_states(_M, _PI, _PI, tol=-1.0), "tol"),
+        (lambda: trpo.cg_solve_error(np.eye(3), np.ones(2)), "A"),
+        (lambda: trpo.cg_solve_error(np.eye(2), np.ones((2, 2))), "b"),
+        (
+            lambda: trpo.policy_fisher_matrix(
+                torch.nn.Linear(2, 2), torch.ones(3, 2), reduce="max"
+            ),
+            "reduce",
+        ),
+        (
+            lambda: trpo.mean_kl_hessian(
+                torch.nn.Linear(2, 2), torch.ones(3, 2), at=torch.ones(2)
+            ),
+            "at",
+        ),
         (lambda: trpo.train_trpo("CartPole-v1"), "config"),
         (lambda: trpo.train_trpo(trpo.TRPOConfig(), seed=-1), "seed"),
     ],
