@@ -21,6 +21,10 @@ __all__ = [
     "group_advantages",
     "kl_k3",
     "k3_symbolic_bias",
+    "k3_nonnegativity_argument",
+    "kl_estimator_violations",
+    "group_advantage_violations",
+    "no_signal_gap",
     "KL_DIRECTIONS",
     "k3_gradient_expectation",
     "kl_gradient",
@@ -355,3 +359,107 @@ def k3_symbolic_bias(estimator: Any) -> Any:
     mean = sum(pi * estimator(qi / pi) for pi, qi in zip(p, q))
     kl = sum(pi * sp.log(pi / qi) for pi, qi in zip(p, q))
     return sp.simplify(sp.expand_log(mean - kl, force=True))
+
+
+def k3_nonnegativity_argument(estimator: Any) -> bool:
+    """Whether the argument of part (ii) of the chapter's lemma holds for ``estimator`` (SymPy).
+
+    ``estimator`` maps a positive SymPy symbol ``x`` to the per-sample value (k3:
+    ``lambda x: x - sympy.log(x) - 1``). True when, for every :math:`x > 0`, the
+    derivative vanishes only at :math:`x = 1`, the value there is 0 and the second
+    derivative is positive (so :math:`f \\ge 0` with equality only at 1). A flipped sign
+    (no critical point), a dropped :math:`-1` (minimum 1) and k1 (no critical point) fail.
+    """
+    import sympy as sp
+
+    x = sp.Symbol("x", positive=True)
+    f = estimator(x)
+    critical = sp.solve(sp.diff(f, x), x)
+    if critical != [1] or sp.simplify(f.subs(x, 1)) != 0:
+        return False
+    return bool(sp.simplify(sp.diff(f, x, 2)).is_positive)
+
+
+def kl_estimator_violations(estimator: Any, p: Any, q: Any, atol: float = 1e-10) -> list[str]:
+    """What is wrong, on one pair of distributions, with a per-sample estimator of :math:`D_{KL}(p \\| q)`.
+
+    ``estimator(logp, logp_ref)`` returns the value at every outcome (e.g. :func:`kl_k3`),
+    for outcomes sampled from ``p``. Its exact mean :math:`\\sum_o p(o) f(o)` is compared
+    with :math:`D_{KL}(p \\| q) = \\sum_o p(o) \\log(p(o)/q(o))`, computed directly, and
+    its values must be non-negative (as a divergence is). Returns a list naming each
+    violation (``"biased"``, ``"negative"``); empty for k3 (Chapter 7, lemma ``lem-k3``).
+    A dropped :math:`-1`, the ratio upside down and a flipped sign are biased; k1
+    (:math:`-\\log x`) is unbiased but negative somewhere.
+    """
+    p = check_distribution(p, "p")
+    q = check_distribution(q, "q", shape=p.shape)
+    if np.any(p <= 0) or np.any(q <= 0):
+        raise ValueError("p and q must be strictly positive")
+    values = np.asarray(estimator(np.log(p), np.log(q)), dtype=np.float64)
+    if values.shape != p.shape:
+        raise ValueError(f"estimator must return one value per outcome {p.shape}, got {values.shape}")
+    kl = float(np.sum(p * np.log(p / q)))
+    found = []
+    if abs(float(p @ values) - kl) > atol * max(1.0, kl):
+        found.append("biased")
+    if np.any(values < -atol):
+        found.append("negative")
+    return found
+
+
+def group_advantage_violations(rewards: Any, advantages: Any, atol: float = 1e-3) -> list[str]:
+    """Which properties of eq. ``group-advantage`` the ``advantages`` of ``rewards`` (both ``(n, G)``) break.
+
+    Computed with NumPy, independently of :func:`group_advantages`: every row has mean 0
+    (``"not centred"``); a row whose rewards vary has sample standard deviation
+    (``ddof=1``) 1 within ``atol`` (``"wrong spread"``: the population one, ``ddof=0``,
+    gives :math:`\\sqrt{G/(G-1)}`); an all-equal row is all zeros (``"equal group not
+    zero"``). Returns the list of broken properties, empty when all hold.
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    a = np.asarray(advantages, dtype=np.float64)
+    if r.ndim != 2 or a.shape != r.shape:
+        raise ValueError(f"rewards and advantages must have the same shape (n, G), got {r.shape} and {a.shape}")
+    found = []
+    if not np.all(np.isfinite(a)):
+        return ["not finite"]
+    if not np.allclose(a.mean(axis=1), 0.0, atol=atol):
+        found.append("not centred")
+    varies = r.std(axis=1) > 0
+    if np.any(varies) and not np.allclose(a[varies].std(axis=1, ddof=1), 1.0, atol=atol):
+        found.append("wrong spread")
+    if np.any(a[~varies] != 0):
+        found.append("equal group not zero")
+    return found
+
+
+def no_signal_gap(
+    claimed: Any, p: float, group_sizes: Any, check_at: Any = (2, 4, 8, 16),
+    n_groups: int = 40_000, seed: int = 0,
+) -> float:
+    """Largest gap between a claimed P(group has no signal) and simulation, over ``check_at``.
+
+    ``claimed[k]`` is the claimed probability that a group of ``group_sizes[k]`` binary
+    rewards, each 1 with probability ``p``, is all 1 or all 0 (the chapter plots
+    :math:`p^G + (1-p)^G`). For each ``G`` in ``check_at`` (which must be among
+    ``group_sizes``) the fraction of ``n_groups`` simulated groups with no spread is
+    compared with the claimed value; the largest absolute gap is returned. Its standard
+    error is at most :math:`\\sqrt{0.25/n}` per ``G`` (0.0025 for the default ``n``).
+    """
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise ValueError(f"p must be a probability, got {p!r}")
+    sizes = np.asarray(group_sizes)
+    claimed = np.asarray(claimed, dtype=np.float64)
+    if claimed.shape != sizes.shape:
+        raise ValueError(f"claimed must have the shape of group_sizes {sizes.shape}, got {claimed.shape}")
+    n_groups = check_positive_int(n_groups, "n_groups")
+    rng = np.random.default_rng(seed)
+    gap = 0.0
+    for G in check_at:
+        where = np.flatnonzero(sizes == G)
+        if where.size != 1:
+            raise ValueError(f"check_at value {G} must appear once in group_sizes")
+        wins = rng.random((n_groups, int(G))) < p
+        frac = float(np.mean(wins.all(1) | (~wins).all(1)))
+        gap = max(gap, abs(frac - float(claimed[where[0]])))
+    return gap

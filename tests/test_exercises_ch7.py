@@ -6,7 +6,6 @@ import pytest
 from companion.exercises import ExerciseFailure
 from companion.exercises.ch7_grpo import (
     check_group_advantages,
-    check_k3_expectation,
     check_k3_values,
 )
 from companion.grpo import group_advantages
@@ -81,10 +80,3 @@ def test_k3_values_error_visible_only_on_the_far_pair():
     with pytest.raises(ExerciseFailure, match="off at outcome="):
         check_k3_values(slightly_off)
 
-
-def test_k3_expectation_checker():
-    assert check_k3_expectation(lambda p, q: float(np.sum(p * _k3(p, q))))
-    with pytest.raises(ExerciseFailure, match=r"KL\(q \|\| p\)"):
-        check_k3_expectation(lambda p, q: float(np.sum(q * _k3(q, p))))
-    with pytest.raises(ExerciseFailure, match="off by"):
-        check_k3_expectation(lambda p, q: float(np.sum(q * _k3(p, q))))

@@ -44,7 +44,6 @@ from companion.exercises.ch6_gae import (
 )
 from companion.exercises.ch7_grpo import (
     check_group_advantages,
-    check_k3_expectation,
     check_k3_values,
 )
 
@@ -67,6 +66,5 @@ __all__ = [
     "check_clipped_surrogate",
     "check_approx_kl",
     "check_group_advantages",
-    "check_k3_expectation",
     "check_k3_values",
 ]

@@ -11,12 +11,10 @@ from typing import Any, Callable
 import numpy as np
 
 from companion.exercises._common import (
-    RTOL,
     _call,
     _compare,
     _fail,
     _passed,
-    _scalar,
     tolerance,
 )
 
@@ -118,22 +116,3 @@ def check_k3_values(fn: Callable[..., Any]) -> bool:
         "far apart; their mean under p is KL(p || q)."
     )
 
-
-def check_k3_expectation(fn: Callable[..., Any]) -> bool:
-    """Check ``fn(p, q)`` = :math:`\\mathbb E_{x \\sim p}[\\mathrm{k3}]` against :math:`D_{KL}(p \\| q)`.
-
-    Kept for compatibility; the chapter's exercise uses :func:`check_k3_values`, which
-    checks the values themselves (any function with the right mean passes this one).
-    """
-    for p, q, context in _test_pairs():
-        got = _scalar(_call(fn, "k3_expectation", p.copy(), q.copy()), "k3_expectation")
-        kl = float(np.sum(p * np.log(p / q)))
-        if abs(got - kl) > RTOL * max(kl, 1e-3):
-            reverse = float(np.sum(q * np.log(q / p)))
-            if abs(got - reverse) <= RTOL * max(reverse, 1e-3):
-                _fail(
-                    "you computed KL(q || p): the tokens are sampled from p, so weight "
-                    "by p and use x = q / p."
-                )
-            _fail(f"your expectation is off by {got - kl:+.3g} {context}.")
-    return _passed("the exact expectation of k3 equals KL(p || q) on every test pair.")
