@@ -10,6 +10,8 @@
   the URL is derived from ``git remote get-url origin``; the repository button and the
   Binder launch button appear only when a URL is known, so a clone without a remote
   shows no dead links.
+* **Code fits the column**: a slightly smaller code font, so that 88-column cells do not
+  scroll sideways at desktop width (``static/book-extras.css``).
 * **A default colour mode** (light), so the theme logs no console error on first visit.
 * **One thebe configuration script.** Jupyter Book 1.x registers sphinx-thebe's
   configuration script twice, so every page threw ``SyntaxError: Identifier
@@ -129,7 +131,13 @@ def _fix_pages(app: Any, exception: Exception | None) -> None:
             page.write_text(fixed, encoding="utf-8")
 
 
+def _add_static(app: Any, config: Any) -> None:
+    config.html_static_path = [*config.html_static_path, str(Path(__file__).parent / "static")]
+
+
 def setup(app: Any) -> dict[str, Any]:
+    app.connect("config-inited", _add_static)
+    app.add_css_file("book-extras.css")
     app.connect("config-inited", _configure_repository)
     app.connect("builder-inited", _generate_notebooks)
     app.connect("source-read", _add_download_links)
