@@ -455,7 +455,7 @@ def train_rl(init_params: dict[str, Any], reference: dict[str, Any], task: Digit
     ``lr`` overrides ``config.lr`` with one value per model (for :func:`sweep_learning_rates`).
     """
     import torch
-    from tqdm.auto import tqdm
+    from companion.progress import tqdm
 
     if not isinstance(config, RLConfig):
         raise ValueError(f"config must be an RLConfig, got {type(config).__name__}")

@@ -929,7 +929,7 @@ def train_reinforce(
     """
     import gymnasium as gym
     import torch
-    from tqdm.auto import tqdm
+    from companion.progress import tqdm
 
     from companion.nets import mlp
     from companion.rollout import make_vector_env

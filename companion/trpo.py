@@ -1010,7 +1010,7 @@ def train_trpo(
     """
     import gymnasium as gym
     import torch
-    from tqdm.auto import tqdm
+    from companion.progress import tqdm
 
     from companion.gae import gae
     from companion.nets import mlp

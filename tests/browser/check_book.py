@@ -61,6 +61,7 @@ PAGE_PROBES = r"""
     'script[type="application/vnd.jupyter.widget-view+json"], .jupyter-widgets').length;
   // code cells wider than their column
   out.wide_code = Array.from(main.querySelectorAll("div.cell_input pre, div.highlight pre"))
+    .filter(p => !p.closest(".cell_output") || getComputedStyle(p).whiteSpace === "pre")
     .filter(p => p.scrollWidth > p.clientWidth + 1)
     .map(p => p.innerText.split("\n").find(l => l.length > 88) || p.innerText.slice(0, 60))
     .slice(0, 5);
