@@ -12,6 +12,8 @@
   shows no dead links.
 * **Code fits the column**: a slightly smaller code font, so that 88-column cells do not
   scroll sideways at desktop width (``static/book-extras.css``).
+* **Solution markers hidden**: the ``# BEGIN SOLUTION`` / ``# END SOLUTION`` lines that
+  ``make exercises`` needs stay in the source and the notebooks, not on the page.
 * **A default colour mode** (light), so the theme logs no console error on first visit.
 * **One thebe configuration script.** Jupyter Book 1.x registers sphinx-thebe's
   configuration script twice, so every page threw ``SyntaxError: Identifier
@@ -121,6 +123,26 @@ def _add_download_links(app: Any, docname: str, source: list[str]) -> None:
         source[0] = text[: m.end()] + "\n\n" + links + text[m.end():]
 
 
+SOLUTION_MARKERS = ("# BEGIN SOLUTION", "# END SOLUTION")
+
+
+def strip_solution_markers(code: str) -> str:
+    """Drop the lines that only mark a solution for ``make exercises``."""
+    return "\n".join(line for line in code.split("\n") if line.strip() not in SOLUTION_MARKERS)
+
+
+def _hide_solution_markers(app: Any, doctree: Any, docname: str) -> None:
+    from docutils import nodes
+
+    for block in doctree.findall(nodes.literal_block):
+        text = block.astext()
+        if any(marker in text for marker in SOLUTION_MARKERS):
+            new = strip_solution_markers(text)
+            block.children = [nodes.Text(new)]
+            if "rawsource" in block.__dict__:
+                block.rawsource = new
+
+
 def _fix_pages(app: Any, exception: Exception | None) -> None:
     if exception is not None or app.builder.format != "html":
         return
@@ -141,5 +163,6 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("config-inited", _configure_repository)
     app.connect("builder-inited", _generate_notebooks)
     app.connect("source-read", _add_download_links)
+    app.connect("doctree-resolved", _hide_solution_markers)
     app.connect("build-finished", _fix_pages)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

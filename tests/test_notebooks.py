@@ -140,3 +140,15 @@ def test_format_check_reports_long_and_unformatted_cells(tmp_path, code, problem
         assert problems == []
     else:
         assert problems and problem in problems[0] and "page.md" in problems[0]
+
+
+def test_solution_markers_are_hidden_on_the_page():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "book_extras", Path(__file__).resolve().parents[1] / "_ext" / "book_extras.py")
+    extras = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extras)
+    code = "def f(x):\n    # BEGIN SOLUTION\n    return 2 * x\n    # END SOLUTION\n"
+    shown = extras.strip_solution_markers(code)
+    assert "SOLUTION" not in shown and "return 2 * x" in shown

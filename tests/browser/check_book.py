@@ -14,7 +14,7 @@ What it does:
 * fails on: leftover raw TeX or MathJax errors; images that fail to load; a widget whose
   figure exists only in widget state; code cells or display equations wider than their
   column at 1,400 pixels; console errors or local 404s; progress bars in outputs; a
-  chapter page without its ``.ipynb`` download;
+  chapter page without its ``.ipynb`` download; solution markers shown on a page;
 * keeps a screenshot of each page at 1,400 and 400 pixels wide (``--screenshots``).
 """
 
@@ -78,6 +78,7 @@ PAGE_PROBES = r"""
   out.progress_bars = Array.from(main.querySelectorAll(".cell_output"))
     .filter(o => /\d+%\|/.test(o.innerText) || o.querySelector(".widget-hprogress, progress"))
     .length;
+  out.solution_markers = /# (BEGIN|END) SOLUTION/.test(main.innerText);
   out.ipynb_download = Array.from(document.querySelectorAll("a[href]"))
     .some(a => /_downloads\/.*\.ipynb$/.test(a.getAttribute("href")));
   return out;
@@ -162,6 +163,8 @@ def check_page(browser, base: str, rel: str, shots: Path | None) -> list[str]:
         problems.append(f"display equations wider than the column: {found['wide_math']}")
     if found["progress_bars"]:
         problems.append(f"{found['progress_bars']} progress bar(s) in outputs")
+    if found["solution_markers"]:
+        problems.append("'# BEGIN SOLUTION' / '# END SOLUTION' markers shown on the page")
     if re.match(r"book/\d\d_", rel) and not found["ipynb_download"]:
         problems.append("no .ipynb download on a chapter page")
     if shots is not None:
