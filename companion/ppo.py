@@ -472,6 +472,7 @@ def train_ppo(
     progress: bool = True,
     callback: Callable[[Agent, int], bool] | None = None,
     wrap_env: Callable[[Any], Any] | None = None,
+    on_rollout: Callable[[Agent, Any], None] | None = None,
 ) -> tuple[Agent, PPOHistory]:
     """Train PPO on a gymnasium environment; returns ``(agent, history)``.
 
@@ -486,6 +487,8 @@ def train_ppo(
     training (the benchmark uses it to evaluate outside the timed region).
     ``wrap_env`` maps the vector environment to a wrapper of it (e.g.
     :class:`companion.rollout.RecordActions`, to see what the environment receives).
+    ``on_rollout(agent, rollout)`` runs after each collection, before the update: the
+    agent is still the policy that sampled the rollout's actions.
     Results are the same whatever torch's thread count, up to floating-point reordering.
     """
     import torch
@@ -525,6 +528,8 @@ def train_ppo(
         clip_eps = frac * config.clip_eps if config.anneal_clip else config.clip_eps
 
         ro = collector.collect(config.n_steps)
+        if on_rollout is not None:
+            on_rollout(agent, ro)
         for ret in ro.episode_returns:
             history.episode_returns.append(ret)
             history.episode_steps.append(collector.total_steps)
