@@ -221,6 +221,11 @@ class PPOConfig:
 class PPOHistory:
     """What :func:`train_ppo` records: one entry per update, and every finished episode.
 
+    ``policy_loss``, ``value_loss`` and ``entropy`` are those of the update's *last
+    minibatch*, computed before its gradient step (so ``entropy`` is the mean entropy of
+    the policy just before the update's final step, on that minibatch's valid states,
+    not of the updated policy on the whole batch).
+
     ``approx_kl`` is :math:`\\widehat{KL}(\\pi_{old} \\| \\pi_{new})`, the estimator
     :math:`\\hat{\\mathbb E}[(r - 1) - \\log r]` of the policy *after* the update on
     that update's whole batch: the quantity comparable with TRPO's :math:`\\delta`.
