@@ -221,6 +221,11 @@ class PPOConfig:
 class PPOHistory:
     """What :func:`train_ppo` records: one entry per update, and every finished episode.
 
+    ``policy_loss``, ``value_loss`` and ``entropy`` are those of the update's *last
+    minibatch*, computed before its gradient step (so ``entropy`` is the mean entropy of
+    the policy just before the update's final step, on that minibatch's valid states,
+    not of the updated policy on the whole batch).
+
     ``approx_kl`` is :math:`\\widehat{KL}(\\pi_{old} \\| \\pi_{new})`, the estimator
     :math:`\\hat{\\mathbb E}[(r - 1) - \\log r]` of the policy *after* the update on
     that update's whole batch: the quantity comparable with TRPO's :math:`\\delta`.
@@ -472,6 +477,7 @@ def train_ppo(
     progress: bool = True,
     callback: Callable[[Agent, int], bool] | None = None,
     wrap_env: Callable[[Any], Any] | None = None,
+    on_rollout: Callable[[Agent, Any], None] | None = None,
 ) -> tuple[Agent, PPOHistory]:
     """Train PPO on a gymnasium environment; returns ``(agent, history)``.
 
@@ -486,6 +492,8 @@ def train_ppo(
     training (the benchmark uses it to evaluate outside the timed region).
     ``wrap_env`` maps the vector environment to a wrapper of it (e.g.
     :class:`companion.rollout.RecordActions`, to see what the environment receives).
+    ``on_rollout(agent, rollout)`` runs after each collection, before the update: the
+    agent is still the policy that sampled the rollout's actions.
     Results are the same whatever torch's thread count, up to floating-point reordering.
     """
     import torch
@@ -525,6 +533,8 @@ def train_ppo(
         clip_eps = frac * config.clip_eps if config.anneal_clip else config.clip_eps
 
         ro = collector.collect(config.n_steps)
+        if on_rollout is not None:
+            on_rollout(agent, ro)
         for ret in ro.episode_returns:
             history.episode_returns.append(ret)
             history.episode_steps.append(collector.total_steps)

@@ -31,6 +31,8 @@ def test_clipped_surrogate_accepts_right_answers():
         (lambda r, A, e: torch.minimum(r * A, torch.clamp(r, 1 - e, 1 + e).detach() * A), "gradient"),
         (lambda r, A, e: (torch.minimum(r * A, torch.clamp(r, 1 - e, 1 + e) * A)).detach(), "autograd"),
         (lambda r, A, e: torch.minimum(r * A, torch.clamp(r, 1 - 2 * e, 1 + 2 * e) * A), "value is off"),
+        # eps hard-coded to 0.2: right at eps = 0.2, wrong at eps = 0.1
+        (lambda r, A, e: torch.minimum(r * A, torch.clamp(r, 0.8, 1.2) * A), "eps=0.1"),
     ],
 )
 def test_clipped_surrogate_rejects_wrong_answers(wrong, fragment):

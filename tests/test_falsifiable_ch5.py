@@ -139,12 +139,21 @@ def test_recorded_kl_is_that_of_the_updated_policy_on_its_batch(monkeypatch):
 
 
 def test_target_kl_stops_epochs_on_the_whole_batch_kl():
-    _, h = ppo.train_ppo("CartPole-v1", ppo.PPOConfig(total_timesteps=1024, target_kl=1e-9),
-                         seed=0, progress=False)
-    assert h.epochs == [1, 1]
-    assert all(len(t) == 4 for t in h.minibatch_kl)
     _, h = ppo.train_ppo("CartPole-v1", ppo.PPOConfig(total_timesteps=1024), seed=0, progress=False)
     assert h.epochs == [6, 6]
+    # A threshold between the two candidate statistics after the first epoch (seed 1):
+    # the whole-batch KL after the epoch (the companion's rule) and the last minibatch's
+    # pre-step estimate (CleanRL's rule). The rules then stop at different epochs.
+    cfg1 = dict(total_timesteps=512, n_epochs=1)
+    _, one = ppo.train_ppo("CartPole-v1", ppo.PPOConfig(**cfg1), seed=1, progress=False)
+    batch_kl, last_mb_kl = one.approx_kl[0], one.minibatch_kl[0][-1]
+    assert batch_kl > 1.5 * last_mb_kl  # measured: 0.0067 vs 0.0032
+    threshold = float(np.sqrt(batch_kl * last_mb_kl))
+    _, h = ppo.train_ppo("CartPole-v1", ppo.PPOConfig(total_timesteps=512, target_kl=threshold),
+                         seed=1, progress=False)
+    # the companion stops after epoch 1; the minibatch rule (last_mb_kl < threshold) would not
+    assert h.epochs == [1]
+    assert h.approx_kl[0] == pytest.approx(batch_kl, rel=1e-6)
 
 
 # ---- actions reaching the environment are clipped (chapter: Pendulum check) ------------
@@ -166,3 +175,98 @@ def test_bound_report_rejects_unclipped_gaussian_samples():
     samples = np.random.default_rng(0).normal(0.0, 1.0, size=(1024, 1))
     report = action_bound_report(samples, -2.0, 2.0)
     assert report.outside > 0 and report.at_bound == 0
+
+
+def test_stored_log_probs_are_those_of_the_unclipped_gaussian_sample(monkeypatch):
+    """Mutant: clamping the sample before computing (or storing) its log-probability."""
+    rollouts = []
+    original = rollout.RolloutCollector.collect
+
+    def capture(self, n_steps):
+        ro = original(self, n_steps)
+        agent = self.value.__self__  # the policy that collected this rollout
+        with torch.no_grad():
+            dist = agent.distribution(ro.obs.reshape(-1, 3))
+            ref = dist.log_prob(ro.actions.reshape(-1, 1)).sum(-1)
+        rollouts.append((ro, ref))
+        return ro
+
+    monkeypatch.setattr(rollout.RolloutCollector, "collect", capture)
+    ppo.train_ppo("Pendulum-v1", ppo.PPOConfig(total_timesteps=1024, n_steps=64), seed=0,
+                  progress=False)
+    for ro, ref in rollouts:
+        assert torch.allclose(ro.logp.reshape(-1), ref, atol=1e-5)
+    actions = torch.cat([ro.actions.reshape(-1) for ro, _ in rollouts])
+    assert (actions.abs() > 2.0).sum() > 0  # stored actions are the unclipped samples
+
+
+# ---- the loss sees the rollout's valid mask; truncation is not termination ---------------
+
+def _capture_rollouts(monkeypatch):
+    rollouts = []
+    original = rollout.RolloutCollector.collect
+
+    def capture(self, n_steps):
+        ro = original(self, n_steps)
+        rollouts.append(ro)
+        return ro
+
+    monkeypatch.setattr(rollout.RolloutCollector, "collect", capture)
+    return rollouts
+
+
+def test_the_loss_receives_the_rollouts_valid_mask(monkeypatch):
+    """Mutant: passing ``ones_like(valid)`` to the loss (reset steps trained on)."""
+    rollouts = _capture_rollouts(monkeypatch)
+    calls = []
+    original = ppo.ppo_loss
+
+    def spy(agent, obs, actions, logp_old, adv, returns, values, valid, *args, **kw):
+        calls.append((len(rollouts), obs.clone(), actions.clone(), valid.clone()))
+        return original(agent, obs, actions, logp_old, adv, returns, values, valid, *args, **kw)
+
+    monkeypatch.setattr(ppo, "ppo_loss", spy)
+    ppo.train_ppo("CartPole-v1", ppo.PPOConfig(total_timesteps=1024), seed=0, progress=False)
+    assert len(calls) == 2 * 6 * 4
+    for k, ro in enumerate(rollouts, start=1):
+        ro_valid = ro.valid.reshape(-1).float()
+        assert ro_valid.min() == 0  # reset steps present
+        # each row's valid flag, looked up by its (observation, action)
+        table = {(tuple(o.tolist()), int(a)): float(v)
+                 for o, a, v in zip(ro.obs.reshape(-1, 4), ro.actions.reshape(-1), ro_valid)}
+        mine = [c for c in calls if c[0] == k]
+        for _, obs, actions, valid in mine:
+            want = [table[(tuple(o.tolist()), int(a))] for o, a in zip(obs, actions)]
+            assert valid.tolist() == want
+        # one epoch's minibatches cover the batch: same number of valid rows
+        assert sum(float(c[3].sum()) for c in mine[:4]) == float(ro_valid.sum())
+
+
+def test_truncated_steps_bootstrap_from_the_final_observation_in_train_ppo(monkeypatch):
+    """Mutant: ``terminated + truncated`` handed to GAE as ``terminated``.
+
+    Pendulum's episodes end only by its 200-step time limit. At a truncated step GAE's
+    recursion is cut, so whatever lambda, A_t = r_t + gamma V(final obs) - V(s_t).
+    """
+    from companion import gae as gae_module
+
+    rollouts = _capture_rollouts(monkeypatch)
+    seen = []
+    original = gae_module.gae
+
+    def spy(rewards, values, next_values, terminated, truncated, gamma, lam):
+        adv = original(rewards, values, next_values, terminated, truncated, gamma, lam)
+        seen.append((terminated.clone(), truncated.clone(), adv.clone()))
+        return adv
+
+    monkeypatch.setattr(gae_module, "gae", spy)
+    cfg = ppo.PPOConfig(total_timesteps=2048, n_steps=256, n_epochs=1)
+    ppo.train_ppo("Pendulum-v1", cfg, seed=0, progress=False)
+    (term, trunc, adv), = seen
+    ro = rollouts[0]
+    assert trunc.sum() == 8 and term.sum() == 0  # every copy hits the limit at step 200
+    assert torch.equal(term, ro.terminated) and torch.equal(trunc, ro.truncated)
+    cut = ro.truncated.bool()
+    one_step = ro.rewards + cfg.gamma * ro.next_values - ro.values
+    assert torch.allclose(adv[cut], one_step[cut], atol=1e-4)
+    assert not torch.allclose(adv[cut], (ro.rewards - ro.values)[cut], atol=1e-2)

@@ -16,36 +16,43 @@ from companion.exercises._common import RTOL, _call, _fail, _passed, _scalar, to
 def check_clipped_surrogate(fn: Callable[..., Any]) -> bool:
     """Check ``fn(ratio, adv, eps)``: values and autograd gradients in all six cases of the clipped objective.
 
-    Values and gradients must match to 1e-5 relative to their scale.
+    Values and gradients must match to 1e-5 relative to their scale, at eps = 0.2 and at
+    eps = 0.1 (ratios 0.85 and 1.15 lie inside the first interval and outside the second,
+    so an answer with eps written in as a constant fails).
     """
     import torch
 
     from companion.ppo import clipped_surrogate
 
     r_values = [0.5, 0.85, 1.0, 1.15, 1.6]
-    ratio = torch.tensor(r_values * 2, dtype=torch.float64, requires_grad=True)
-    adv = torch.tensor([2.0] * 5 + [-2.0] * 5, dtype=torch.float64)
-    labels = [f"A={a:+.0f}, r={r:.2f}" for a, r in zip(adv.tolist(), ratio.tolist())]
-    got = _call(fn, "my_clipped_surrogate", ratio, adv, 0.2)
-    if not isinstance(got, torch.Tensor) or got.shape != ratio.shape:
-        _fail("my_clipped_surrogate must return a torch tensor with one value per sample.")
-    want = clipped_surrogate(ratio.detach(), adv, 0.2).numpy()
-    got_v = got.detach().to(torch.float64).numpy()
-    if not np.all(np.isfinite(got_v)):
-        _fail("my_clipped_surrogate returned NaN or inf.")
-    err = np.abs(got_v - want)
-    if err.max() > tolerance(want, RTOL):
-        i = int(err.argmax())
-        _fail(f"the value is off by {got_v[i] - want[i]:+.4g} in the case {labels[i]}.")
-    if not got.requires_grad:
-        _fail("the result does not depend on ratio through autograd; build it from torch operations on ratio.")
-    (grad,) = torch.autograd.grad(got.sum(), ratio)
-    want_grad = np.array([2, 2, 2, 2, 0, 0, -2, -2, -2, -2], dtype=np.float64)
-    bad = np.abs(grad.numpy() - want_grad) > tolerance(want_grad, RTOL)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        _fail(f"the gradient with respect to the ratio is wrong in the case {labels[i]} "
-              "(the value there is right, so check which branch carries the gradient).")
+    for eps in (0.2, 0.1):  # 0.85 and 1.15 are clipped at eps = 0.1, not at 0.2
+        ratio = torch.tensor(r_values * 2, dtype=torch.float64, requires_grad=True)
+        adv = torch.tensor([2.0] * 5 + [-2.0] * 5, dtype=torch.float64)
+        labels = [f"eps={eps}, A={a:+.0f}, r={r:.2f}" for a, r in zip(adv.tolist(), ratio.tolist())]
+        got = _call(fn, "my_clipped_surrogate", ratio, adv, eps)
+        if not isinstance(got, torch.Tensor) or got.shape != ratio.shape:
+            _fail("my_clipped_surrogate must return a torch tensor with one value per sample.")
+        want = clipped_surrogate(ratio.detach(), adv, eps).numpy()
+        got_v = got.detach().to(torch.float64).numpy()
+        if not np.all(np.isfinite(got_v)):
+            _fail("my_clipped_surrogate returned NaN or inf.")
+        err = np.abs(got_v - want)
+        if err.max() > tolerance(want, RTOL):
+            i = int(err.argmax())
+            _fail(f"the value is off by {got_v[i] - want[i]:+.4g} in the case {labels[i]}.")
+        if not got.requires_grad:
+            _fail("the result does not depend on ratio through autograd; "
+                  "build it from torch operations on ratio.")
+        (grad,) = torch.autograd.grad(got.sum(), ratio)
+        r, A = np.array(r_values * 2), adv.numpy()
+        # the gradient flows through r * A exactly where the unclipped term is the minimum
+        unclipped = ((A > 0) & (r < 1 + eps)) | ((A < 0) & (r > 1 - eps))
+        want_grad = np.where(unclipped, A, 0.0)
+        bad = np.abs(grad.numpy() - want_grad) > tolerance(want_grad, RTOL)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            _fail(f"the gradient with respect to the ratio is wrong in the case {labels[i]} "
+                  "(the value there is right, so check which branch carries the gradient).")
     return _passed("values and gradients match all six cases of the clipped objective.")
 
 
