@@ -46,8 +46,8 @@ def render(report: dict) -> str:
         f"Measured on {cfg['date']} ({cfg['machine']}; torch {v['torch']}, gymnasium "
         f"{v['gymnasium']}, Stable-Baselines3 {v['stable_baselines3']}), {cfg['n_seeds']} "
         f"seeds ({cfg['seeds'][0]}-{cfg['seeds'][-1]}), budget {cfg['budget']:,} env steps, "
-        f"greedy evaluation every {cfg['eval_every']:,} steps over {cfg['n_eval_episodes']} "
-        f"episodes, solved at a mean return of {cfg['target']}"
+        f"greedy evaluation {cfg.get('eval_schedule', 'every {:,} steps'.format(cfg['eval_every']))} "
+        f"over {cfg['n_eval_episodes']} episodes, solved at a mean return of {cfg['target']}"
         f"{' (QUICK SMOKE RUN, not a measurement)' if cfg.get('quick') else ''}:",
         "",
         *rows,

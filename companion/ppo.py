@@ -497,7 +497,7 @@ def train_ppo(
     Results are the same whatever torch's thread count, up to floating-point reordering.
     """
     import torch
-    from tqdm.auto import tqdm
+    from companion.progress import tqdm
 
     from companion.gae import gae
     from companion.rollout import RolloutCollector, make_vector_env
