@@ -4,6 +4,8 @@
   MyST source at build time) and its student exercise notebook (solutions replaced by
   stubs, as ``make exercises`` writes them), through Sphinx ``{download}`` links placed
   under the chapter's title.
+* **The repository link** in the introduction ("from a clone of the repository") when the
+  URL is known.
 * **The PDF.** When ``make pdf`` has built ``_build/latex/book.pdf``, the introduction
   offers it as a download.
 * **Repository and launch buttons.** When ``repository.url`` in ``_config.yml`` is empty,
@@ -106,6 +108,10 @@ def _add_download_links(app: Any, docname: str, source: list[str]) -> None:
             "{download}`Download the whole book as a PDF </_build/latex/book.pdf>` "
             "(executed figures included; each exercise's solution follows it).\n"
         )
+    url = app.config.html_theme_options.get("repository_url", "")
+    if docname == "book/intro" and url:
+        source[0] = re.sub(r"a clone of the\s+repository", f"a clone of [the repository]({url})",
+                           source[0], count=1)
     if not CHAPTER.match(docname):
         return
     stem = Path(docname).name

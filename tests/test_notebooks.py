@@ -152,3 +152,16 @@ def test_solution_markers_are_hidden_on_the_page():
     code = "def f(x):\n    # BEGIN SOLUTION\n    return 2 * x\n    # END SOLUTION\n"
     shown = extras.strip_solution_markers(code)
     assert "SOLUTION" not in shown and "return 2 * x" in shown
+
+
+def test_repository_url_from_git_remotes():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "book_extras", Path(__file__).resolve().parents[1] / "_ext" / "book_extras.py")
+    extras = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extras)
+    assert extras.github_url("git@github.com:o/r.git\n") == "https://github.com/o/r"
+    assert extras.github_url("https://github.com/o/r.git") == "https://github.com/o/r"
+    assert extras.github_url("https://token@github.com/o/r") == "https://github.com/o/r"
+    assert extras.github_url("") == ""
