@@ -14,7 +14,8 @@ What it does:
 * fails on: leftover raw TeX or MathJax errors; images that fail to load; a widget whose
   figure exists only in widget state; code cells or display equations wider than their
   column at 1,400 pixels; console errors or local 404s; progress bars in outputs; a
-  chapter page without its ``.ipynb`` download; solution markers shown on a page;
+  chapter page without its ``.ipynb`` download; solution markers shown on a page; a figure
+  without a numbered caption or alt text;
 * keeps a screenshot of each page at 1,400 and 400 pixels wide (``--screenshots``).
 """
 
@@ -78,6 +79,11 @@ PAGE_PROBES = r"""
   out.progress_bars = Array.from(main.querySelectorAll(".cell_output"))
     .filter(o => /\d+%\|/.test(o.innerText) || o.querySelector(".widget-hprogress, progress"))
     .length;
+  // figures: a caption (numbered figure) and alt text for every image in a cell output
+  out.uncaptioned = Array.from(main.querySelectorAll(".cell_output img"))
+    .filter(i => !i.closest("figure") || !i.closest("figure").querySelector("figcaption")
+                 || !(i.getAttribute("alt") || "").trim() || i.getAttribute("alt") === "_images")
+    .map(i => i.getAttribute("src")).slice(0, 5);
   out.solution_markers = /# (BEGIN|END) SOLUTION/.test(main.innerText);
   out.ipynb_download = Array.from(document.querySelectorAll("a[href]"))
     .some(a => /_downloads\/.*\.ipynb$/.test(a.getAttribute("href")));
@@ -163,6 +169,8 @@ def check_page(browser, base: str, rel: str, shots: Path | None) -> list[str]:
         problems.append(f"display equations wider than the column: {found['wide_math']}")
     if found["progress_bars"]:
         problems.append(f"{found['progress_bars']} progress bar(s) in outputs")
+    if found["uncaptioned"]:
+        problems.append(f"figures without a caption or alt text: {found['uncaptioned']}")
     if found["solution_markers"]:
         problems.append("'# BEGIN SOLUTION' / '# END SOLUTION' markers shown on the page")
     if re.match(r"book/\d\d_", rel) and not found["ipynb_download"]:
