@@ -514,6 +514,18 @@ def _rollouts(
     return out
 
 
+def _monte_carlo_args(
+    mdp: TabularMDP, pi: Any, n_rollouts: int, horizon: int, seed: int | None
+) -> tuple[np.ndarray, int, int, np.random.Generator]:
+    """Validated ``(pi, n_rollouts, horizon, rng)`` shared by the Monte Carlo estimators."""
+    pi = check_policy(mdp, pi)
+    n = check_positive_int(n_rollouts, "n_rollouts")
+    if n < 2:
+        raise ValueError(f"n_rollouts must be at least 2 (for a standard error), got {n}")
+    horizon = check_positive_int(horizon, "horizon")
+    return pi, n, horizon, np.random.default_rng(_check_seed(seed))
+
+
 def _estimate(samples: np.ndarray, truncation: float, horizon: int) -> MonteCarloEstimate:
     """Mean and standard error over axis 0 of ``samples``."""
     n = samples.shape[0]
@@ -539,12 +551,7 @@ def monte_carlo_q(
     by side (vectorised). The truncation bias is at most
     :math:`\\gamma^H \\max|r| / (1 - \\gamma)`; pick ``horizon`` so that it is negligible.
     """
-    pi = check_policy(mdp, pi)
-    n = check_positive_int(n_rollouts, "n_rollouts")
-    if n < 2:
-        raise ValueError(f"n_rollouts must be at least 2 (for a standard error), got {n}")
-    horizon = check_positive_int(horizon, "horizon")
-    rng = np.random.default_rng(_check_seed(seed))
+    pi, n, horizon, rng = _monte_carlo_args(mdp, pi, n_rollouts, horizon, seed)
     S, A = mdp.n_states, mdp.n_actions
     s0 = np.repeat(np.arange(S), A * n)
     a0 = np.tile(np.repeat(np.arange(A), n), S)
@@ -560,12 +567,7 @@ def monte_carlo_v(
 
     Same conventions as :func:`monte_carlo_q`, with the first action drawn from ``pi``.
     """
-    pi = check_policy(mdp, pi)
-    n = check_positive_int(n_rollouts, "n_rollouts")
-    if n < 2:
-        raise ValueError(f"n_rollouts must be at least 2 (for a standard error), got {n}")
-    horizon = check_positive_int(horizon, "horizon")
-    rng = np.random.default_rng(_check_seed(seed))
+    pi, n, horizon, rng = _monte_carlo_args(mdp, pi, n_rollouts, horizon, seed)
     S = mdp.n_states
     G = _rollouts(mdp, pi, np.repeat(np.arange(S), n), None, horizon, rng).reshape(S, n)
     trunc = mdp.gamma**horizon * float(np.abs(mdp.R).max()) / (1 - mdp.gamma)
@@ -582,12 +584,7 @@ def monte_carlo_visitation(
     estimate is the mean of these discounted visit counts. The truncation bias is at
     most :math:`\\gamma^H / (1 - \\gamma)`.
     """
-    pi = check_policy(mdp, pi)
-    n = check_positive_int(n_rollouts, "n_rollouts")
-    if n < 2:
-        raise ValueError(f"n_rollouts must be at least 2 (for a standard error), got {n}")
-    horizon = check_positive_int(horizon, "horizon")
-    rng = np.random.default_rng(_check_seed(seed))
+    pi, n, horizon, rng = _monte_carlo_args(mdp, pi, n_rollouts, horizon, seed)
     s0 = _draw(rng, np.broadcast_to(np.cumsum(mdp.mu), (n, mdp.n_states)))
     counts = _rollouts(mdp, pi, s0, None, horizon, rng, visits=True)
     return _estimate(counts, mdp.gamma**horizon / (1 - mdp.gamma), horizon)
