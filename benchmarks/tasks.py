@@ -1,0 +1,99 @@
+"""The benchmark suite's tasks and the format of its results (pure data: no SB3 import).
+
+Read by the runner (``benchmarks/suite.py``), by ``benchmarks/report.py`` (the README's
+headline) and by the book's "Benchmarks" page, so that all three agree on what was
+planned, what counts as solved and where each result lives.
+
+Results format: one JSON file per task, ``benchmarks/results/<task name>.json``::
+
+    {
+      "config": {
+        "task": "ppo_acrobot", "algo": "ppo", "env_id": "Acrobot-v1",
+        "peer": "Stable-Baselines3 PPO",             # the library compared with
+        "seeds": [...], "n_seeds": int, "quick": bool,
+        "budget": int,                               # env steps per run (the Zoo's n_timesteps)
+        "target": float, "n_eval_episodes": 10, "eval_seed": int,
+        "zoo_hyperparams": {...},                    # as read from rl_zoo3's hyperparams/*.yml
+        "companion_config": {...},                   # dataclasses.asdict of the config used
+        "tuning": str,                               # what was tuned, on which seeds
+        "differences": [str, ...],                   # disclosed differences between the sides
+        "date": "YYYY-MM-DD", "wall_seconds": float, "torch_threads": 1,
+        "machine": {"cpu_model": str, "n_cpus": int, "platform": str, "python": str,
+                    "load_average_start": [..], "load_average_end": [..]},
+        "versions": {"torch": ..., "gymnasium": ..., "stable_baselines3": ..., ...}
+      },
+      "per_seed": [
+        {"seed": int,
+         "companion": {"solved": bool, "steps": int, "seconds": float, "sps": float,
+                       "evaluations": [[env_steps, mean_return, train_seconds], ...]},
+         "peer": {... same keys ...}},
+        ...
+      ],
+      "summary": {"companion": {"steps": IV, "seconds": IV, "sps": IV, "solved": int, "n": int},
+                  "peer": {...}},
+      "ratio": {"steps": IV, "seconds": IV}      # per-seed companion / peer, paired
+    }
+
+where ``IV = {"median": m, "low": l, "high": h}`` is the median over seeds with a 95%
+bootstrap interval (``companion.stats.bootstrap_ci``). ``steps`` and ``seconds`` are to the
+first evaluation whose mean greedy return reaches ``target`` (evaluation time excluded);
+a run not solved within ``budget`` counts with its final steps and seconds (so the
+medians are lower bounds when some runs fail, and the page says so).
+
+Scaling: ``benchmarks/results/scaling.json``::
+
+    {"config": {... same provenance keys ...},
+     "rows": [{"env_id": str, "library": "companion" | "peer", "num_envs": int,
+               "env_steps": int, "rollout_sps": float, "update_sps": float,
+               "total_sps": float}, ...]}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SCALING_FILE = RESULTS_DIR / "scaling.json"
+SCALING_NUM_ENVS = (1, 2, 4, 8, 16, 32, 64)
+SCALING_ENVS = ("CartPole-v1", "Pendulum-v1")
+N_EVAL_EPISODES = 10
+FIRST_SEED = 100  # benchmark seeds start here; anything tuned was tuned on seeds below 100
+
+
+@dataclass(frozen=True)
+class Task:
+    """One comparison: ``algo`` on ``env_id`` against ``peer`` over ``n_seeds`` seeds."""
+
+    name: str
+    algo: str  # "ppo" or "trpo"
+    env_id: str
+    peer: str
+    n_seeds: int
+    target: float  # mean greedy return over N_EVAL_EPISODES that counts as solved
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(FIRST_SEED, FIRST_SEED + self.n_seeds))
+
+    @property
+    def results_file(self) -> Path:
+        return RESULTS_DIR / f"{self.name}.json"
+
+
+TASKS: tuple[Task, ...] = (
+    Task("ppo_cartpole", "ppo", "CartPole-v1", "Stable-Baselines3 PPO", 20, 475.0),
+    Task("ppo_acrobot", "ppo", "Acrobot-v1", "Stable-Baselines3 PPO", 10, -100.0),
+    Task("ppo_pendulum", "ppo", "Pendulum-v1", "Stable-Baselines3 PPO", 10, -200.0),
+    Task("ppo_lunarlander", "ppo", "LunarLander-v3", "Stable-Baselines3 PPO", 5, 200.0),
+    Task("trpo_cartpole", "trpo", "CartPole-v1", "sb3-contrib TRPO", 10, 475.0),
+    Task("trpo_pendulum", "trpo", "Pendulum-v1", "sb3-contrib TRPO", 10, -200.0),
+)
+
+
+def task(name: str) -> Task:
+    """The task called ``name``; ``ValueError`` naming the known ones otherwise."""
+    for t in TASKS:
+        if t.name == name:
+            return t
+    raise ValueError(f"task must be one of {[t.name for t in TASKS]}, got {name!r}")
