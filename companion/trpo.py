@@ -60,6 +60,7 @@ __all__ = [
     "categorical_kl",
     "diagonal_gaussian_kl",
     "make_trpo_policy",
+    "TRPOPolicy",
     "TRPOConfig",
     "TRPOHistory",
     "train_trpo",
@@ -1038,16 +1039,29 @@ def _policy_module_class() -> Any:
 _POLICY_CLASS: Any = None
 
 
-def make_trpo_policy(obs_dim: int, action_space: Any, config: "TRPOConfig") -> Any:
-    """A ``TRPOPolicy`` (see :func:`train_trpo`) for ``action_space`` with ``config``'s network settings.
-
-    The class is built on first use so that importing :mod:`companion.trpo` does not
-    import torch.
-    """
+def _trpo_policy_class() -> Any:
     global _POLICY_CLASS
     if _POLICY_CLASS is None:
-        _POLICY_CLASS = _policy_module_class()
-    return _POLICY_CLASS(obs_dim, action_space, config)
+        cls = _policy_module_class()
+        cls.__module__, cls.__qualname__ = __name__, "TRPOPolicy"
+        _POLICY_CLASS = cls
+    return _POLICY_CLASS
+
+
+def __getattr__(name: str) -> Any:
+    """``companion.trpo.TRPOPolicy`` is built on first access, so that importing this module does not import torch."""
+    if name == "TRPOPolicy":
+        return _trpo_policy_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def make_trpo_policy(obs_dim: int, action_space: Any, config: TRPOConfig) -> Any:
+    """A :class:`TRPOPolicy` (see :func:`train_trpo`) for ``action_space`` with ``config``'s network settings.
+
+    ``companion.trpo.TRPOPolicy`` is a ``torch.nn.Module`` subclass created on first use
+    (so that importing :mod:`companion.trpo` does not import torch); its instances pickle.
+    """
+    return _trpo_policy_class()(obs_dim, action_space, config)
 
 
 def _is_number(v: Any) -> bool:

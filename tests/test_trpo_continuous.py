@@ -340,3 +340,15 @@ def test_config_refuses_advantage_normalisation_of_a_single_step():
     with pytest.raises(ValueError, match="normalize_advantage"):
         trpo.TRPOConfig(num_envs=1, n_steps=1, vf_minibatches=1)
     trpo.TRPOConfig(num_envs=1, n_steps=1, vf_minibatches=1, normalize_advantage=False)
+
+
+def test_policy_class_is_importable_and_pickles():
+    import pickle
+
+    from companion.trpo import TRPOPolicy
+
+    pol = trpo.make_trpo_policy(3, _BOX, trpo.TRPOConfig(hidden=(4,)))
+    assert isinstance(pol, TRPOPolicy) and isinstance(pol, torch.nn.Module)
+    back = pickle.loads(pickle.dumps(pol))
+    x = torch.randn(5, 3)
+    assert torch.equal(back.greedy(x), pol.greedy(x))
