@@ -234,7 +234,9 @@ def provenance(res: dict) -> str:
     return (
         f"Measured on {cfg['date']} on {m['cpu_model']} ({m['n_cpus']} CPUs, {m['platform']}, "
         f"Python {m['python']}), torch on {cfg.get('torch_threads', 1)} thread; {versions}; "
-        f"{cfg['n_seeds']} seeds ({seeds[0]}-{seeds[-1]}); budget {cfg['budget']:,} env steps; "
+        f"{cfg['n_seeds']} seeds ({seeds[0]}-{seeds[-1]})"
+        + (f", of {cfg['planned_seeds']} planned" if cfg.get("planned_seeds", cfg["n_seeds"]) != cfg["n_seeds"] else "")
+        + f"; budget {cfg['budget']:,} env steps; "
         f"{cfg['wall_seconds'] / 60:.0f} min in all."
     )
 

@@ -36,6 +36,8 @@ def consistency_problems(res: dict) -> list[str]:
         problems.append(f"config lacks {sorted(missing)}")
     if cfg.get("quick"):
         problems.append("a quick smoke run is not a result")
+    if not cfg.get("complete", True):
+        problems.append("an interrupted run (complete: false) is not a result")
     if (cfg["algo"], cfg["env_id"], cfg["target"]) != (t.algo, t.env_id, t.target):
         problems.append("config disagrees with the task registry")
     if [r["seed"] for r in res["per_seed"]] != cfg["seeds"] or len(cfg["seeds"]) != cfg["n_seeds"]:
