@@ -336,7 +336,8 @@ def plot_scaling(scaling: dict, axes) -> None:
         ax.set_xlabel("parallel environments")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("env steps per second")
-    axes[-1].legend(fontsize="x-small", loc="best")
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].figure.legend(handles, labels, loc="outside lower center", ncol=2, fontsize="small")
 
 
 # ----------------------------------------------------------------------------- README
