@@ -344,28 +344,50 @@ def plot_task(res: dict, ax_curve, ax_solved, n_grid: int = 200) -> None:
         ax.grid(alpha=0.3)
 
 
+SCALING_LIBRARIES = (
+    ("companion", "C0", "companion"),
+    ("companion_sync", "C2", "companion, Python env copies"),
+    ("peer", "C1", None),  # label: the peer's name from the file
+)
+
+
 def plot_scaling(scaling: dict, axes) -> None:
-    """Env steps per second against the number of parallel environments, per environment."""
+    """Env steps per second against the number of parallel environments, per environment:
+    medians over the repeats, with their range as error bars where repeats were stored."""
     rows = scaling["rows"]
     envs = list(dict.fromkeys(r["env_id"] for r in rows))
     styles = {"rollout_sps": ("--", "rollout"), "update_sps": (":", "update"), "total_sps": ("-", "total")}
     peer = scaling["config"].get("peer", "Stable-Baselines3 PPO")
     for ax, env in zip(axes, envs):
-        for lib, colour, label in (("companion", "C0", "companion"), ("peer", "C1", peer)):
+        for lib, colour, label in SCALING_LIBRARIES:
+            label = label or peer
             sub = sorted((r for r in rows if r["env_id"] == env and r["library"] == lib),
                          key=lambda r: r["num_envs"])
+            if not sub:
+                continue
             n = [r["num_envs"] for r in sub]
             for key, (ls, what) in styles.items():
-                ax.plot(n, [r[key] for r in sub], ls, color=colour, marker="o", markersize=3,
-                        label=f"{label}, {what}")
+                y = np.array([r[key] for r in sub])
+                reps = [r.get(f"{key}_all") for r in sub]
+                if all(reps):
+                    err = np.array([[yi - min(rp), max(rp) - yi] for yi, rp in zip(y, reps)]).T
+                    ax.errorbar(n, y, yerr=err, fmt=ls, color=colour, marker="o", markersize=3,
+                                capsize=2, linewidth=1.2, label=f"{label}, {what}")
+                else:
+                    ax.plot(n, y, ls, color=colour, marker="o", markersize=3, label=f"{label}, {what}")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_title(env)
         ax.set_xlabel("parallel environments")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("env steps per second")
-    handles, labels = axes[0].get_legend_handles_labels()
-    axes[0].figure.legend(handles, labels, loc="outside lower center", ncol=2, fontsize="small")
+    handles, labels = [], []
+    for ax in axes:  # one legend entry per line, from whichever panel has it
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            if l not in labels:
+                handles.append(h)
+                labels.append(l)
+    axes[0].figure.legend(handles, labels, loc="outside lower center", ncol=3, fontsize="small")
 
 
 # ----------------------------------------------------------------------------- README
