@@ -192,7 +192,7 @@ def headline_rows(results: dict[str, dict]) -> list[list[str]]:
         res = results[t.name]
         s, r = res["summary"], res["ratio"]
         rows.append([
-            f"{t.algo.upper()} {t.env_id}", res["config"]["peer"],
+            t.title, res["config"]["peer"],
             f"{s['companion']['solved']}/{s['companion']['n']}, {s['peer']['solved']}/{s['peer']['n']}",
             f"{fmt_iv(r['steps'], fmt_ratio)}: {verdict(r['steps'], GOALS['steps'])}",
             f"{fmt_iv(r['seconds'], fmt_ratio)}: {verdict(r['seconds'], GOALS['seconds'])}",

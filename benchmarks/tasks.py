@@ -71,6 +71,12 @@ class Task:
     peer: str
     n_seeds: int
     target: float  # mean greedy return over N_EVAL_EPISODES that counts as solved
+    variant: str = ""  # what sets this task apart from another on the same env and learner
+
+    @property
+    def title(self) -> str:
+        """How tables name the task, e.g. "PPO CartPole-v1 (companion's tuned defaults)"."""
+        return f"{self.algo.upper()} {self.env_id}" + (f" ({self.variant})" if self.variant else "")
 
     @property
     def seeds(self) -> list[int]:
@@ -85,7 +91,8 @@ TASKS: tuple[Task, ...] = (
     Task("ppo_cartpole", "ppo", "CartPole-v1", "Stable-Baselines3 PPO", 20, 475.0),
     # the companion's own PPOConfig() defaults (tuned on CartPole, seeds 5-14) against the
     # same Zoo-configured SB3 runs: what tuning buys, not a like-for-like comparison
-    Task("ppo_cartpole_defaults", "ppo", "CartPole-v1", "Stable-Baselines3 PPO", 20, 475.0),
+    Task("ppo_cartpole_defaults", "ppo", "CartPole-v1", "Stable-Baselines3 PPO", 20, 475.0,
+         "companion's tuned defaults"),
     Task("ppo_acrobot", "ppo", "Acrobot-v1", "Stable-Baselines3 PPO", 10, -100.0),
     Task("ppo_pendulum", "ppo", "Pendulum-v1", "Stable-Baselines3 PPO", 10, -200.0),
     Task("ppo_lunarlander", "ppo", "LunarLander-v3", "Stable-Baselines3 PPO", 5, 200.0),
