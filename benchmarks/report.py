@@ -171,6 +171,13 @@ def fmt_iv(iv: dict, fmt) -> str:
     return f"{fmt(iv['median'])} [{fmt(iv['low'])}, {fmt(iv['high'])}]"
 
 
+def fmt_ratio_iv(iv: dict, goal: float) -> str:
+    """A ratio's interval to 2 decimals, or 3 where a bound would round onto the goal (so
+    that "0.998" is not shown as "1.00" next to "met")."""
+    digits = 3 if any(f"{iv[q]:.2f}" == f"{goal:.2f}" for q in ("low", "high")) else 2
+    return f"{iv['median']:.{digits}f} [{iv['low']:.{digits}f}, {iv['high']:.{digits}f}]"
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -194,8 +201,9 @@ def headline_rows(results: dict[str, dict]) -> list[list[str]]:
         rows.append([
             t.title, res["config"]["peer"],
             f"{s['companion']['solved']}/{s['companion']['n']}, {s['peer']['solved']}/{s['peer']['n']}",
-            f"{fmt_iv(r['steps'], fmt_ratio)}: {verdict(r['steps'], GOALS['steps'])}",
-            f"{fmt_iv(r['seconds'], fmt_ratio)}: {verdict(r['seconds'], GOALS['seconds'])}",
+            f"{fmt_ratio_iv(r['steps'], GOALS['steps'])}: {verdict(r['steps'], GOALS['steps'])}",
+            f"{fmt_ratio_iv(r['seconds'], GOALS['seconds'])}: "
+            f"{verdict(r['seconds'], GOALS['seconds'])}",
         ])
     return rows
 
@@ -221,8 +229,8 @@ def task_rows(res: dict) -> list[list[str]]:
             fmt_iv(x["seconds"], fmt_seconds), fmt_iv(x["sps"], fmt_steps),
         ])
     rows.append([
-        "ratio of medians, companion / peer", "", fmt_iv(r["steps"], fmt_ratio),
-        fmt_iv(r["seconds"], fmt_ratio), "",
+        "ratio of medians, companion / peer", "", fmt_ratio_iv(r["steps"], GOALS["steps"]),
+        fmt_ratio_iv(r["seconds"], GOALS["seconds"]), "",
     ])
     return rows
 

@@ -146,3 +146,10 @@ def test_results_files_are_json_with_the_registry_names():
         data = json.loads(path.read_text())
         if path.name != "scaling.json":
             assert data["config"]["task"] == path.stem
+
+
+def test_a_bound_just_below_the_goal_is_not_shown_as_the_goal():
+    iv = dict(median=0.35, low=0.17, high=0.998)
+    assert report.verdict(iv, 1.0) == "met"
+    assert "0.998" in report.fmt_ratio_iv(iv, 1.0)
+    assert report.fmt_ratio_iv(dict(median=0.35, low=0.17, high=0.9), 1.0) == "0.35 [0.17, 0.90]"
