@@ -151,7 +151,10 @@ class Clock:
         score = evaluate_policy(act, self.env_id, self.n_eval, seed=EVAL_SEED)
         self.evaluations.append([int(steps), float(score), float(train_seconds)])
         if VERBOSE:
-            print(f"    eval steps={int(steps)} return={score:.1f} train_seconds={train_seconds:.1f}", flush=True)
+            print(
+                f"    eval steps={int(steps)} return={score:.1f} train_seconds={train_seconds:.1f}",
+                flush=True,
+            )
         self.eval_seconds += time.perf_counter() - t0
         if score >= self.target and self.solved_at is None:
             self.solved_at = (int(steps), train_seconds)
