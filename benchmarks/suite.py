@@ -411,31 +411,36 @@ def setup(t: Task, budget: int | None = None) -> Setup:
 
 
 def companion_trpo_config(spec: zoo.ZooSpec, budget: int) -> Any:
-    """Map the Zoo's TRPO entry onto ``companion.trpo.TRPOConfig`` (fields as they exist)."""
+    """Map the Zoo's TRPO entry onto ``companion.trpo.TRPOConfig`` with the correspondence
+    its docstring gives (sb3-contrib's defaults where the Zoo is silent; SB3's ``MlpPolicy``
+    has orthogonal initialisation and Adam eps 1e-5)."""
     import companion.trpo as ctrpo
 
     kw = spec.model_kwargs
-    fields = {f.name for f in dataclasses.fields(ctrpo.TRPOConfig)}
-    n_steps = int(kw.get("n_steps", 2048))
-    wanted = dict(
+    lr = kw.get("learning_rate", zoo.Schedule(1e-3))
+    if isinstance(lr, zoo.Schedule) and lr.linear:
+        raise NotImplementedError("a lin_ learning rate for TRPO's value network")
+    return ctrpo.TRPOConfig(
         env_id=spec.env_id,
         num_envs=spec.n_envs,
-        n_steps=n_steps,
-        total_timesteps=budget,
-        n_updates=max(1, budget // (spec.n_envs * n_steps)),
+        n_steps=int(kw.get("n_steps", 2048)),
+        total_timesteps=int(budget),
         max_kl=float(kw.get("target_kl", 0.01)),
         gamma=float(kw.get("gamma", 0.99)),
         gae_lambda=float(kw.get("gae_lambda", 0.95)),
+        normalize_advantage=bool(kw.get("normalize_advantage", True)),
         cg_iters=int(kw.get("cg_max_steps", 15)),
         damping=float(kw.get("cg_damping", 0.1)),
-        vf_lr=float(kw["learning_rate"].initial) if "learning_rate" in kw else 1e-3,
-        vf_epochs=int(kw.get("n_critic_updates", 10)),
-        vf_minibatches=max(1, spec.n_envs * n_steps // int(kw.get("batch_size", 128))),
-        line_search_steps=int(kw.get("line_search_max_iter", 10)),
         line_search_shrink=float(kw.get("line_search_shrinking_factor", 0.8)),
+        line_search_max_iter=int(kw.get("line_search_max_iter", 10)),
+        vf_lr=float(lr.initial if isinstance(lr, zoo.Schedule) else lr),
+        adam_eps=1e-5,
+        vf_epochs=int(kw.get("n_critic_updates", 10)),
+        vf_batch_size=int(kw.get("batch_size", 128)),
         hidden=(64, 64),
+        ortho_init=True,
+        log_std_init=0.0,
     )
-    return ctrpo.TRPOConfig(**{k: v for k, v in wanted.items() if k in fields})
 
 
 def trpo_differences(spec: zoo.ZooSpec) -> list[str]:
@@ -465,21 +470,12 @@ def warm_up(t: Task, s: Setup) -> None:
             total_timesteps=s.companion_config.num_envs * 32,
         )
     else:
+        n = s.companion_config.num_envs * 32
         cfg = dataclasses.replace(
-            s.companion_config, n_steps=32, **_trpo_short(s.companion_config, 32)
+            s.companion_config, n_steps=32, total_timesteps=n, vf_batch_size=n
         )
     s.run_companion(t, small, cfg, 1_000)
     run_peer(t, small, 1_000, n_envs * 32)
-
-
-def _trpo_short(cfg: Any, n_steps: int) -> dict:
-    out = {}
-    names = {f.name for f in dataclasses.fields(cfg)}
-    if "n_updates" in names:
-        out["n_updates"] = 1
-    if "total_timesteps" in names:
-        out["total_timesteps"] = cfg.num_envs * n_steps
-    return out
 
 
 def env_step_cost(
