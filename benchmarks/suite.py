@@ -547,15 +547,51 @@ def run_task(
         per_seed.append(
             {"seed": seed, "companion": row["companion"], "peer": row["peer"]}
         )
+        # written after every seed, so that a run stopped between seeds leaves an honest
+        # file (n_seeds = the seeds done, "complete": false)
+        results = _task_results(t, s, per_seed, quick, t_start, mach, complete=False)
+        path = _write(results, out_dir, t.name)
+    results = _task_results(t, s, per_seed, quick, t_start, mach, complete=True)
+    path = _write(results, out_dir, t.name)
+    summary, ratio = results["summary"], results["ratio"]
+    c, p = summary["companion"], summary["peer"]
+    log(
+        f"{t.name}: solved companion {c['solved']}/{c['n']}, peer {p['solved']}/{p['n']}; ratio "
+        f"steps {_iv(ratio['steps'])}, seconds {_iv(ratio['seconds'])}; "
+        f"{results['config']['wall_seconds']:.0f} s; wrote {path}"
+    )
+    return results
+
+
+def _write(results: dict, out_dir: Path, name: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(path)
+    return path
+
+
+def _task_results(
+    t: Task,
+    s: "Setup",
+    per_seed: list,
+    quick: bool,
+    t_start: float,
+    mach: dict,
+    complete: bool,
+) -> dict:
     summary, ratio = summaries(per_seed)
+    seeds = [r["seed"] for r in per_seed]
     config = dict(
         task=t.name,
         algo=t.algo,
         env_id=t.env_id,
         peer=t.peer,
-        seeds=list(seeds),
+        seeds=seeds,
         n_seeds=len(seeds),
         planned_seeds=t.n_seeds,
+        complete=complete,
         quick=bool(quick),
         budget=s.budget,
         zoo_budget=s.spec.n_timesteps,
@@ -570,22 +606,10 @@ def run_task(
         differences=s.differences,
     )
     extra = {}
-    if t.env_id == "CartPole-v1" and t.algo == "ppo" and not quick:
+    if complete and t.env_id == "CartPole-v1" and t.algo == "ppo" and not quick:
         extra["env_step_cost"] = env_step_cost(t.env_id)
     config.update(provenance(t_start, mach))
-    results = dict(
-        config=config, per_seed=per_seed, summary=summary, ratio=ratio, **extra
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{t.name}.json"
-    path.write_text(json.dumps(results, indent=1))
-    c, p = summary["companion"], summary["peer"]
-    log(
-        f"{t.name}: solved companion {c['solved']}/{c['n']}, peer {p['solved']}/{p['n']}; ratio "
-        f"steps {_iv(ratio['steps'])}, seconds {_iv(ratio['seconds'])}; "
-        f"{config['wall_seconds']:.0f} s; wrote {path}"
-    )
-    return results
+    return dict(config=config, per_seed=per_seed, summary=summary, ratio=ratio, **extra)
 
 
 def _iv(iv: dict) -> str:
