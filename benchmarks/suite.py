@@ -285,6 +285,20 @@ def run_peer(t: Task, spec: zoo.ZooSpec, seed: int, budget: int) -> dict:
     return clock.result(model.num_timesteps)
 
 
+def trpo_available() -> str | None:
+    """None when ``companion.trpo.train_trpo`` has what the TRPO tasks need (a
+    ``callback``, ``TRPOConfig.total_timesteps``), else what is missing."""
+    import inspect
+
+    import companion.trpo as ctrpo
+
+    if "callback" not in inspect.signature(ctrpo.train_trpo).parameters:
+        return "companion.trpo.train_trpo has no callback argument"
+    if "total_timesteps" not in {f.name for f in dataclasses.fields(ctrpo.TRPOConfig)}:
+        return "companion.trpo.TRPOConfig has no total_timesteps field"
+    return None
+
+
 def run_companion_trpo(t: Task, spec: zoo.ZooSpec, config: Any, seed: int) -> dict:
     """The companion's TRPO (``companion.trpo.train_trpo``), evaluated after every update
     through its ``callback(policy, env_steps)``; returning True stops it."""
@@ -824,6 +838,10 @@ def main(argv: list[str] | None = None) -> None:
             run_scaling(out_dir / SCALING_FILE.name, quick=quick)
             continue
         t = task_named(n)
+        missing = trpo_available() if t.algo == "trpo" else None
+        if missing:
+            print(f"{n}: skipped, {missing}", flush=True)
+            continue
         k = (
             args.seeds
             if args.seeds is not None
