@@ -329,3 +329,33 @@ def test_warm_up_config_is_small():
     s = suite.setup(tasks.task("ppo_lunarlander"))
     assert dataclasses.asdict(s.companion_config)["num_envs"] == 16
     assert np.isclose(s.companion_config.ent_coef, 0.01)
+
+
+# the Zoo's TRPO entries (installed rl_zoo3 2.9.2) mapped onto TRPOConfig, with
+# sb3-contrib's defaults where the Zoo is silent
+EXPECTED_TRPO = {
+    "trpo_cartpole": dict(
+        num_envs=2, n_steps=512, total_timesteps=100_000, vf_batch_size=512, damping=1e-3,
+        gae_lambda=0.98, gamma=0.99, vf_lr=1e-3, vf_epochs=20, cg_iters=15, max_kl=0.01,
+        line_search_shrink=0.8, line_search_max_iter=10, adam_eps=1e-5, ortho_init=True,
+    ),
+    "trpo_pendulum": dict(
+        num_envs=2, n_steps=1024, total_timesteps=100_000, vf_batch_size=128, damping=0.1,
+        gae_lambda=0.95, gamma=0.9, vf_lr=1e-3, vf_epochs=15, cg_iters=15, max_kl=0.01,
+        line_search_shrink=0.8, line_search_max_iter=10, adam_eps=1e-5, ortho_init=True,
+    ),
+}
+
+
+@needs_zoo
+@pytest.mark.parametrize("name", sorted(EXPECTED_TRPO))
+def test_zoo_to_trpoconfig(name):
+    import suite
+
+    if suite.trpo_available():
+        pytest.skip(suite.trpo_available())
+    t = tasks.task(name)
+    cfg = suite.companion_trpo_config(zoo.zoo_spec("trpo", t.env_id), 100_000)
+    for k, v in EXPECTED_TRPO[name].items():
+        assert getattr(cfg, k) == pytest.approx(v), k
+    assert cfg.env_id == t.env_id and cfg.hidden == (64, 64)
