@@ -1,70 +1,363 @@
-"""Render the committed PPO benchmark results (benchmarks/results/ppo_cartpole.json) as
-the README's table, so that the README quotes the results file rather than typed numbers.
+"""Read the committed benchmark results and render them: the README's headline block, the
+tables and figures of the book's "Benchmarks" page.
+
+Everything quoted about performance (README, book) comes through this module from the
+files in ``benchmarks/results/`` (format: ``benchmarks/tasks.py``), never typed by hand.
 
 Usage::
 
-    python benchmarks/report.py                 # print the table
+    python benchmarks/report.py                 # print the README block
     python benchmarks/report.py --update-readme # rewrite the README's benchmark block
 
-``tests/test_benchmark_report.py`` fails when the README's block and the file disagree.
+``tests/test_benchmark_report.py`` fails when the README's block, or a summary in a results
+file, disagrees with what this module computes from the per-seed results; the browser test
+(``tests/browser/check_book.py``) does the same for the tables on the built page.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "ppo_cartpole.json"
+if str(ROOT) not in sys.path:  # so that ``benchmarks.tasks`` imports when run as a script
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.tasks import SCALING_FILE, TASKS, Task  # noqa: E402
+
 README = ROOT / "README.md"
 START, END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
+# The issue's goals: no more env steps than the peer (ratio <= 1), at most half its
+# wall-clock (ratio <= 0.5), both read from the per-seed ratio's 95% interval.
+GOALS = {"steps": 1.0, "seconds": 0.5}
+SIDES = ("companion", "peer")
 
 
-def render(report: dict) -> str:
-    """The README's benchmark block: protocol line, table, ratios and environment cost."""
-    cfg, summ, ratio, cost = report["config"], report["summary"], report["ratio"], report["env_step_cost"]
+def results_dir() -> Path:
+    """Where results are read from: ``benchmarks/results`` (``BENCHMARK_RESULTS_DIR`` overrides,
+    for tests)."""
+    return Path(os.environ.get("BENCHMARK_RESULTS_DIR", ROOT / "benchmarks" / "results"))
 
-    def iv(d: dict, fmt: str) -> str:
-        return f"{d['median']:{fmt}} [{d['low']:{fmt}}, {d['high']:{fmt}}]"
 
-    rows = [
-        "| | solved | median env steps to solve [95% CI] | median seconds to solve [95% CI] "
-        "| median env steps / s [95% CI] |",
-        "|---|---|---|---|---|",
+def load(task: Task, directory: Path | None = None) -> dict | None:
+    """The results of ``task``, or ``None`` when it has no committed results file."""
+    path = (directory or results_dir()) / f"{task.name}.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def load_all(directory: Path | None = None) -> dict[str, dict]:
+    """Results of every task that has a file, in the registry's order."""
+    out = {}
+    for t in TASKS:
+        res = load(t, directory)
+        if res is not None:
+            out[t.name] = res
+    return out
+
+
+def load_scaling(directory: Path | None = None) -> dict | None:
+    path = (directory or results_dir()) / SCALING_FILE.name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+# ----------------------------------------------------------------------------- summaries
+def interval(values: Any) -> dict:
+    """Median over seeds with its 95% bootstrap interval (``companion.stats.bootstrap_ci``,
+    its default resampling seed), as stored in the results files."""
+    from companion.stats import bootstrap_ci
+
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        v = float(np.median(values))
+        return dict(median=v, low=v, high=v)
+    ci = bootstrap_ci(values, statistic="median")
+    return dict(median=float(ci.estimate), low=float(ci.low), high=float(ci.high))
+
+
+def summarise(per_seed: list[dict]) -> tuple[dict, dict]:
+    """``(summary, ratio)`` of a results file, computed from its per-seed rows."""
+    summary = {}
+    for side in SIDES:
+        summary[side] = {k: interval([r[side][k] for r in per_seed]) for k in ("steps", "seconds", "sps")}
+        summary[side]["solved"] = int(sum(bool(r[side]["solved"]) for r in per_seed))
+        summary[side]["n"] = len(per_seed)
+    ratio = {
+        k: interval([r["companion"][k] / r["peer"][k] for r in per_seed]) for k in ("steps", "seconds")
+    }
+    return summary, ratio
+
+
+def summary_mismatches(res: dict, rtol: float = 1e-9) -> list[str]:
+    """Where a results file's stored summary differs from :func:`summarise` of its per-seed
+    rows (empty when they agree): what the page and README quote is what the seeds give."""
+    summary, ratio = summarise(res["per_seed"])
+    out = []
+
+    def close(a: float, b: float) -> bool:
+        return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-12)
+
+    for side in SIDES:
+        for k in ("solved", "n"):
+            if res["summary"][side][k] != summary[side][k]:
+                out.append(f"summary.{side}.{k}")
+    pairs = [(f"summary.{side}.{k}", res["summary"][side][k], summary[side][k])
+             for side in SIDES for k in ("steps", "seconds", "sps")]
+    pairs += [(f"ratio.{k}", res["ratio"][k], ratio[k]) for k in ("steps", "seconds")]
+    for where, stored, computed in pairs:
+        for q in ("median", "low", "high"):
+            if not close(stored[q], computed[q]):
+                out.append(f"{where}.{q}")
+    return out
+
+
+def verdict(iv: dict, goal: float) -> str:
+    """"met" when the whole interval is below ``goal``, "not met" when it is all above,
+    "not resolved" when it straddles it."""
+    if iv["high"] < goal:
+        return "met"
+    if iv["low"] > goal:
+        return "not met"
+    return "not resolved"
+
+
+# ----------------------------------------------------------------------------- formatting
+def fmt_steps(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def fmt_seconds(x: float) -> str:
+    return f"{x:.2f}" if x < 100 else f"{x:,.0f}"
+
+
+def fmt_ratio(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def fmt_iv(iv: dict, fmt) -> str:
+    return f"{fmt(iv['median'])} [{fmt(iv['low'])}, {fmt(iv['high'])}]"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+HEADLINE_HEADER = [
+    "task", "compared with", "solved: companion, peer",
+    "env steps ratio [95% CI]: goal <= 1", "wall-clock ratio [95% CI]: goal <= 0.5",
+]
+
+
+def headline_rows(results: dict[str, dict]) -> list[list[str]]:
+    """One row per task with results: the per-seed ratios companion / peer and verdicts."""
+    rows = []
+    for t in TASKS:
+        if t.name not in results:
+            continue
+        res = results[t.name]
+        s, r = res["summary"], res["ratio"]
+        rows.append([
+            f"{t.algo.upper()} {t.env_id}", res["config"]["peer"],
+            f"{s['companion']['solved']}/{s['companion']['n']}, {s['peer']['solved']}/{s['peer']['n']}",
+            f"{fmt_iv(r['steps'], fmt_ratio)}: {verdict(r['steps'], GOALS['steps'])}",
+            f"{fmt_iv(r['seconds'], fmt_ratio)}: {verdict(r['seconds'], GOALS['seconds'])}",
+        ])
+    return rows
+
+
+def headline_table(results: dict[str, dict]) -> str:
+    return table(HEADLINE_HEADER, headline_rows(results))
+
+
+TASK_HEADER = [
+    "", "solved", "median env steps to solve [95% CI]", "median seconds to solve [95% CI]",
+    "median env steps / s [95% CI]",
+]
+
+
+def task_rows(res: dict) -> list[list[str]]:
+    """The task's table: each side's medians over seeds, then the paired ratios."""
+    s, r = res["summary"], res["ratio"]
+    rows = []
+    for side, label in (("companion", "companion"), ("peer", res["config"]["peer"])):
+        x = s[side]
+        rows.append([
+            label, f"{x['solved']}/{x['n']}", fmt_iv(x["steps"], fmt_steps),
+            fmt_iv(x["seconds"], fmt_seconds), fmt_iv(x["sps"], fmt_steps),
+        ])
+    rows.append([
+        "ratio companion / peer (per seed)", "", fmt_iv(r["steps"], fmt_ratio),
+        fmt_iv(r["seconds"], fmt_ratio), "",
+    ])
+    return rows
+
+
+def task_table(res: dict) -> str:
+    return table(TASK_HEADER, task_rows(res))
+
+
+PER_SEED_HEADER = ["seed", "companion steps", "companion seconds", "peer steps", "peer seconds"]
+
+
+def per_seed_rows(res: dict) -> list[list[str]]:
+    def cell(x: dict, key: str, fmt) -> str:
+        return fmt(x[key]) + ("" if x["solved"] else " (not solved)")
+
+    return [
+        [str(r["seed"]), cell(r["companion"], "steps", fmt_steps),
+         cell(r["companion"], "seconds", fmt_seconds), cell(r["peer"], "steps", fmt_steps),
+         cell(r["peer"], "seconds", fmt_seconds)]
+        for r in res["per_seed"]
     ]
-    for name, label in (("companion", "companion"), ("sb3", "Stable-Baselines3")):
-        s = summ[name]
-        rows.append(f"| {label} | {s['solved']}/{s['n']} | {iv(s['steps'], ',.0f')} | "
-                    f"{iv(s['seconds'], '.2f')} | {iv(s['sps'], ',.0f')} |")
-    rows.append(f"| ratio companion / SB3 (per seed) | | {iv(ratio['steps'], '.2f')} | "
-                f"{iv(ratio['seconds'], '.2f')} | |")
-    v = cfg["versions"]
+
+
+def per_seed_table(res: dict) -> str:
+    return table(PER_SEED_HEADER, per_seed_rows(res))
+
+
+def provenance(res: dict) -> str:
+    """One sentence: when, where and with which versions a results file was measured."""
+    cfg = res["config"]
+    m, v = cfg["machine"], cfg["versions"]
+    versions = ", ".join(f"{k} {val}" for k, val in v.items())
+    seeds = cfg["seeds"]
+    return (
+        f"Measured on {cfg['date']} on {m['cpu_model']} ({m['n_cpus']} CPUs, {m['platform']}, "
+        f"Python {m['python']}), torch on {cfg.get('torch_threads', 1)} thread; {versions}; "
+        f"{cfg['n_seeds']} seeds ({seeds[0]}-{seeds[-1]})"
+        + (f", of {cfg['planned_seeds']} planned" if cfg.get("planned_seeds", cfg["n_seeds"]) != cfg["n_seeds"] else "")
+        + f"; budget {cfg['budget']:,} env steps; "
+        f"{cfg['wall_seconds'] / 60:.0f} min in all."
+    )
+
+
+def provenance_short(res: dict) -> str:
+    """When, where and with which versions a measurement without seeds was made."""
+    cfg = res["config"]
+    m, v = cfg["machine"], cfg["versions"]
+    versions = ", ".join(f"{k} {val}" for k, val in v.items())
+    return (
+        f"Measured on {cfg['date']} on {m['cpu_model']} ({m['n_cpus']} CPUs, {m['platform']}, "
+        f"Python {m['python']}), torch on {cfg.get('torch_threads', 1)} thread; {versions}."
+    )
+
+
+def unrun_tasks(results: dict[str, dict]) -> list[Task]:
+    return [t for t in TASKS if t.name not in results]
+
+
+# ----------------------------------------------------------------------------- curves
+def _score_at(evals: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The last evaluation's mean return at or before each grid point (NaN before the first).
+    After a run stops (solved, or out of budget) its last score is carried forward."""
+    idx = np.searchsorted(evals[:, 0], grid, side="right") - 1
+    out = np.where(idx >= 0, evals[np.clip(idx, 0, None), 1], np.nan)
+    return out
+
+
+def curves(res: dict, side: str, grid: np.ndarray, n_resamples: int = 2000, seed: int = 0):
+    """Median over seeds of the evaluation score at each grid point and a 95% bootstrap
+    interval of that median: ``(median, low, high)``, NaN where some seed has no evaluation
+    yet."""
+    scores = np.stack([
+        _score_at(np.asarray(r[side]["evaluations"], dtype=float).reshape(-1, 3)[:, :2], grid)
+        for r in res["per_seed"]
+    ])  # (seeds, grid)
+    n = scores.shape[0]
+    med = np.median(scores, axis=0)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_resamples, n))
+    boot = np.median(scores[idx], axis=1)  # (resamples, grid)
+    low, high = np.quantile(boot, [0.025, 0.975], axis=0)
+    return med, low, high
+
+
+def fraction_solved(res: dict, side: str, grid: np.ndarray) -> np.ndarray:
+    """Fraction of seeds solved within each grid point's env steps."""
+    hits = np.array([[r[side]["solved"] and r[side]["steps"] <= g for g in grid] for r in res["per_seed"]])
+    return hits.mean(axis=0)
+
+
+def plot_task(res: dict, ax_curve, ax_solved, n_grid: int = 200) -> None:
+    """Learning curves (median, 95% band) and fraction solved, both sides, env steps on x."""
+    last = max(
+        max(e[0] for e in r[side]["evaluations"]) for r in res["per_seed"] for side in SIDES
+        if r[side]["evaluations"]
+    )
+    grid = np.linspace(0, last, n_grid)
+    colours = {"companion": "C0", "peer": "C1"}
+    labels = {"companion": "companion", "peer": res["config"]["peer"]}
+    for side in SIDES:
+        med, low, high = curves(res, side, grid)
+        ax_curve.plot(grid, med, color=colours[side], label=labels[side])
+        ax_curve.fill_between(grid, low, high, color=colours[side], alpha=0.2, linewidth=0)
+        ax_solved.step(grid, fraction_solved(res, side, grid), where="post", color=colours[side],
+                       label=labels[side])
+    target = res["config"]["target"]
+    ax_curve.axhline(target, color="k", linestyle=":", linewidth=1, label=f"threshold {target:g}")
+    ax_curve.set_xlabel("env steps")
+    ax_curve.set_ylabel("greedy mean return (10 episodes)")
+    ax_curve.legend(fontsize="small", loc="lower right")
+    ax_solved.set_xlabel("env steps")
+    ax_solved.set_ylabel("fraction of seeds solved")
+    ax_solved.set_ylim(-0.02, 1.02)
+    for ax in (ax_curve, ax_solved):
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+        ax.grid(alpha=0.3)
+
+
+def plot_scaling(scaling: dict, axes) -> None:
+    """Env steps per second against the number of parallel environments, per environment."""
+    rows = scaling["rows"]
+    envs = list(dict.fromkeys(r["env_id"] for r in rows))
+    styles = {"rollout_sps": ("--", "rollout"), "update_sps": (":", "update"), "total_sps": ("-", "total")}
+    peer = scaling["config"].get("peer", "Stable-Baselines3 PPO")
+    for ax, env in zip(axes, envs):
+        for lib, colour, label in (("companion", "C0", "companion"), ("peer", "C1", peer)):
+            sub = sorted((r for r in rows if r["env_id"] == env and r["library"] == lib),
+                         key=lambda r: r["num_envs"])
+            n = [r["num_envs"] for r in sub]
+            for key, (ls, what) in styles.items():
+                ax.plot(n, [r[key] for r in sub], ls, color=colour, marker="o", markersize=3,
+                        label=f"{label}, {what}")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_title(env)
+        ax.set_xlabel("parallel environments")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("env steps per second")
+    axes[-1].legend(fontsize="x-small", loc="best")
+
+
+# ----------------------------------------------------------------------------- README
+def render(results: dict[str, dict]) -> str:
+    """The README's benchmark block: the headline table and where the numbers come from."""
+    if not results:
+        return "No committed benchmark results."
     lines = [
-        f"Measured on {cfg['date']} ({cfg['machine']}; torch {v['torch']}, gymnasium "
-        f"{v['gymnasium']}, Stable-Baselines3 {v['stable_baselines3']}), {cfg['n_seeds']} "
-        f"seeds ({cfg['seeds'][0]}-{cfg['seeds'][-1]}), budget {cfg['budget']:,} env steps, "
-        f"greedy evaluation {cfg.get('eval_schedule', 'every {:,} steps'.format(cfg['eval_every']))} "
-        f"over {cfg['n_eval_episodes']} episodes, solved at a mean return of {cfg['target']}"
-        f"{' (QUICK SMOKE RUN, not a measurement)' if cfg.get('quick') else ''}:",
+        "Per-seed ratios companion / peer (median over seeds, 95% bootstrap interval) of env "
+        "steps and of wall-clock seconds to the solved threshold; generated by "
+        "`benchmarks/report.py` from `benchmarks/results/*.json`:",
         "",
-        *rows,
+        headline_table(results),
         "",
-        f"Environment cost, random actions: gymnasium's NumPy-vectorised CartPole "
-        f"{cost['gymnasium_vector_us']:.1f} us per step, SB3's DummyVecEnv of Monitor-wrapped "
-        f"copies {cost['sb3_dummyvecenv_us']:.1f} us per step.",
-        "",
-        "Against the goals (no more env steps than SB3, at most half its wall-clock), read "
-        "from the intervals of the per-seed ratios: env steps "
-        + ("met (the whole interval is below 1)" if ratio["steps"]["high"] < 1
-           else "not resolved (the interval reaches 1)" if ratio["steps"]["low"] < 1
-           else "not met") + "; wall-clock "
-        + ("met (the whole interval is below 0.5)." if ratio["seconds"]["high"] < 0.5
-           else "not resolved (the interval reaches 0.5)." if ratio["seconds"]["low"] < 0.5
-           else "not met."),
     ]
+    for name, res in results.items():
+        lines.append(f"- `{name}`: {provenance(res)}")
+    missing = unrun_tasks(results)
+    if missing:
+        lines += ["", "Planned but without committed results: "
+                  + ", ".join(f"`{t.name}` ({t.n_seeds} seeds)" for t in missing) + "."]
     return "\n".join(lines)
 
 
@@ -77,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    block = render(json.loads(RESULTS.read_text()))
+    block = render(load_all())
     if not args.update_readme:
         print(block)
         return 0
@@ -85,8 +378,10 @@ def main(argv: list[str] | None = None) -> int:
     if readme_block(text) is None:
         print(f"README.md has no {START} ... {END} block", file=sys.stderr)
         return 1
-    README.write_text(re.sub(re.escape(START) + r"\n.*?\n?" + re.escape(END),
-                             lambda _: f"{START}\n{block}\n{END}", text, flags=re.S))
+    README.write_text(
+        re.sub(re.escape(START) + r"\n.*?\n?" + re.escape(END), lambda _: f"{START}\n{block}\n{END}",
+               text, flags=re.S)
+    )
     return 0
 
 

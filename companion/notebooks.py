@@ -141,6 +141,8 @@ def convert(kind: str, src: Path, dst: Path) -> tuple[list[Path], list[Path]]:
         nb = jupytext.read(md)
         if not any(c.cell_type == "code" for c in nb.cells):
             continue  # a prose page (intro, references), not a chapter notebook
+        if kind == "student" and not md.stem[:2].isdigit():
+            continue  # back matter (the Benchmarks page) has no exercises
         if kind == "student":
             nb = to_student(nb)
         path = dst / f"{md.stem}.ipynb"

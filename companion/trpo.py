@@ -3,7 +3,7 @@
 Exact tabular pieces (divergences between policies, the surrogate and the lower bound of
 the monotonic-improvement theorem), the numerical tools of the practical algorithm
 (conjugate gradient, Fisher-vector products by double backpropagation, a backtracking
-line search) and a TRPO learner for gymnasium environments with discrete actions.
+line search) and a TRPO learner for gymnasium environments with discrete or continuous (Box) actions.
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ __all__ = [
     "mean_kl_hessian",
     "cg_solve_error",
     "backtracking_line_search",
+    "categorical_kl",
+    "diagonal_gaussian_kl",
+    "make_trpo_policy",
+    "TRPOPolicy",
     "TRPOConfig",
     "TRPOHistory",
     "train_trpo",
@@ -896,36 +900,238 @@ def backtracking_line_search(
 # ---------------------------------------------------------------------- the learner
 
 
+def categorical_kl(logp_p: Any, logp_q: Any) -> Any:
+    """:math:`D_{KL}(p \\| q) = \\sum_a p_a (\\log p_a - \\log q_a)` from log-probabilities along the last axis (torch)."""
+    return (logp_p.exp() * (logp_p - logp_q)).sum(-1)
+
+
+def diagonal_gaussian_kl(mu_p: Any, log_std_p: Any, mu_q: Any, log_std_q: Any) -> Any:
+    """Closed-form :math:`D_{KL}(\\mathcal N(\\mu_p, \\Sigma_p) \\| \\mathcal N(\\mu_q, \\Sigma_q))` of diagonal Gaussians (torch).
+
+    With :math:`\\Sigma = \\operatorname{diag}(\\sigma^2)`, summed over the last axis:
+
+    .. math::
+        D_{KL} = \\sum_i \\Bigl[\\log\\frac{\\sigma_{q,i}}{\\sigma_{p,i}}
+        + \\frac{\\sigma_{p,i}^2 + (\\mu_{p,i} - \\mu_{q,i})^2}{2\\sigma_{q,i}^2} - \\frac12\\Bigr].
+
+    The arguments broadcast against each other (a state-independent ``log_std`` of
+    shape ``(d,)`` with means of shape ``(n, d)``); the result has the broadcast shape
+    without its last axis.
+    """
+    import torch
+
+    var_p, var_q = torch.exp(2 * log_std_p), torch.exp(2 * log_std_q)
+    terms = log_std_q - log_std_p + (var_p + (mu_p - mu_q) ** 2) / (2 * var_q) - 0.5
+    return terms.sum(-1)
+
+
+def _policy_module_class() -> Any:
+    import torch
+
+    class TRPOPolicy(torch.nn.Module):
+        """The policy :func:`train_trpo` returns: categorical (Discrete actions) or diagonal Gaussian (Box).
+
+        ``net`` is a tanh MLP from observations to logits (categorical) or to the mean
+        :math:`\\mu_\\theta(s)` (Gaussian); the Gaussian's log standard deviation ``log_std``
+        is a separate parameter that does not depend on the state (as in SB3's default
+        ``MlpPolicy`` without gSDE, and :class:`companion.ppo.Agent`). ``policy(obs)`` is
+        ``net(obs)``. Its parameters, in the order of ``parameters()``, are ``net``'s then
+        ``log_std``; TRPO flattens them into :math:`\\theta`.
+
+        - :meth:`sample` draws actions and their log-probabilities (of the *unclipped*
+          Gaussian sample; :func:`train_trpo` clips only what reaches the environment);
+        - :meth:`log_prob` gives :math:`\\log\\pi_\\theta(a|s)`;
+        - :meth:`dist_params` and :meth:`kl` give :math:`D_{KL}(\\pi_{p}(\\cdot|s) \\| \\pi_\\theta(\\cdot|s))`
+          per state in closed form (:func:`categorical_kl`, :func:`diagonal_gaussian_kl`);
+        - :meth:`greedy` is the deterministic policy used for evaluation: the most likely
+          action, or the Gaussian mean clipped to the action bounds (as
+          :meth:`companion.ppo.Agent.greedy`).
+        """
+
+        def __init__(
+            self, obs_dim: int, action_space: Any, config: "TRPOConfig"
+        ) -> None:
+            import gymnasium as gym
+
+            from companion.nets import mlp
+
+            super().__init__()
+            self.discrete = isinstance(action_space, gym.spaces.Discrete)
+            if not self.discrete and not isinstance(action_space, gym.spaces.Box):
+                raise ValueError(
+                    f"{config.env_id} must have a Discrete or Box action space, got {action_space}"
+                )
+            n_out = (
+                int(action_space.n)
+                if self.discrete
+                else int(np.prod(action_space.shape))
+            )
+            if config.ortho_init:
+                self.net = mlp([obs_dim, *config.hidden, n_out], True, out_gain=0.01)
+            else:
+                self.net = mlp([obs_dim, *config.hidden, n_out])
+            if not self.discrete:
+                self.log_std = torch.nn.Parameter(
+                    torch.full((n_out,), float(config.log_std_init))
+                )
+                self.register_buffer(
+                    "low", torch.as_tensor(action_space.low, dtype=torch.float32)
+                )
+                self.register_buffer(
+                    "high", torch.as_tensor(action_space.high, dtype=torch.float32)
+                )
+
+        def forward(self, obs: Any) -> Any:
+            return self.net(obs)
+
+        def sample(self, obs: Any, generator: Any) -> tuple[Any, Any]:
+            """Actions :math:`a \\sim \\pi_\\theta(\\cdot|s)` and :math:`\\log\\pi_\\theta(a|s)` (of the unclipped sample)."""
+            out = self.net(obs)
+            if self.discrete:
+                logp_all = torch.log_softmax(out, -1)
+                a = torch.multinomial(logp_all.exp(), 1, generator=generator).squeeze(1)
+                return a, logp_all.gather(1, a[:, None]).squeeze(1)
+            noise = torch.randn(out.shape, generator=generator, device=out.device)
+            a = out + self.log_std.exp() * noise
+            return a, self._gaussian_logp(a, out)
+
+        def _gaussian_logp(self, actions: Any, mean: Any) -> Any:
+            """:math:`\\sum_i \\log \\mathcal N(a_i; \\mu_i, \\sigma_i^2)`."""
+            z = (actions - mean) / self.log_std.exp()
+            return (-0.5 * z**2 - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
+
+        def log_prob(self, obs: Any, actions: Any) -> Any:
+            """:math:`\\log\\pi_\\theta(a|s)` of the given (sampled, unclipped) actions, one per row."""
+            out = self.net(obs)
+            if self.discrete:
+                return (
+                    torch.log_softmax(out, -1)
+                    .gather(1, actions.long()[:, None])
+                    .squeeze(1)
+                )
+            return self._gaussian_logp(actions, out)
+
+        def dist_params(self, obs: Any) -> tuple[Any, ...]:
+            """The distribution's parameters on ``obs``: ``(log-probabilities,)`` or ``(mean, log_std)``."""
+            out = self.net(obs)
+            if self.discrete:
+                return (torch.log_softmax(out, -1),)
+            return out, self.log_std
+
+        def kl(self, params_p: tuple[Any, ...], obs: Any) -> Any:
+            """Per-state :math:`D_{KL}(p \\| \\pi_\\theta)`, ``p`` given by ``params_p`` from :meth:`dist_params`."""
+            params_q = self.dist_params(obs)
+            if self.discrete:
+                return categorical_kl(params_p[0], params_q[0])
+            return diagonal_gaussian_kl(*params_p, *params_q)
+
+        def greedy(self, obs: Any) -> Any:
+            """Deterministic action: argmax of the logits, or the mean clipped to ``[low, high]`` (no gradient)."""
+            with torch.no_grad():
+                out = self.net(obs)
+                if self.discrete:
+                    return out.argmax(-1)
+                return torch.clamp(out, self.low, self.high)
+
+    return TRPOPolicy
+
+
+_POLICY_CLASS: Any = None
+
+
+def _trpo_policy_class() -> Any:
+    global _POLICY_CLASS
+    if _POLICY_CLASS is None:
+        cls = _policy_module_class()
+        cls.__module__, cls.__qualname__ = __name__, "TRPOPolicy"
+        _POLICY_CLASS = cls
+    return _POLICY_CLASS
+
+
+def __getattr__(name: str) -> Any:
+    """``companion.trpo.TRPOPolicy`` is built on first access, so that importing this module does not import torch."""
+    if name == "TRPOPolicy":
+        return _trpo_policy_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def make_trpo_policy(obs_dim: int, action_space: Any, config: TRPOConfig) -> Any:
+    """A :class:`TRPOPolicy` (see :func:`train_trpo`) for ``action_space`` with ``config``'s network settings.
+
+    ``companion.trpo.TRPOPolicy`` is a ``torch.nn.Module`` subclass created on first use
+    (so that importing :mod:`companion.trpo` does not import torch); its instances pickle.
+    """
+    return _trpo_policy_class()(obs_dim, action_space, config)
+
+
+def _is_number(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(
+        v, (int, float, np.integer, np.floating)
+    )
+
+
 @dataclass
 class TRPOConfig:
-    """Settings of :func:`train_trpo`; defaults suit CartPole-v1."""
+    """Settings of :func:`train_trpo`; defaults suit CartPole-v1.
+
+    Every field is validated when the config is built; a bad value raises ``ValueError``
+    naming the field. Names of sb3-contrib's ``TRPO`` arguments (and the RL Zoo's) map as
+    ``learning_rate`` -> ``vf_lr``, ``n_critic_updates`` -> ``vf_epochs``, ``batch_size`` ->
+    ``vf_batch_size``, ``cg_damping`` -> ``damping``, ``cg_max_steps`` -> ``cg_iters``,
+    ``target_kl`` -> ``max_kl``, ``line_search_shrinking_factor`` -> ``line_search_shrink``,
+    ``line_search_max_iter`` -> ``line_search_max_iter``, ``n_envs`` -> ``num_envs``,
+    ``n_timesteps`` -> ``total_timesteps``; SB3's ``MlpPolicy`` has ``ortho_init=True`` and
+    ``adam_eps=1e-5``. Differences that remain: SB3 constrains :math:`D_{KL}(\\pi_{new}\\|\\pi_{old})`
+    (this learner :math:`D_{KL}(\\pi_{old}\\|\\pi_{new})`, equal to second order), and gSDE is
+    not available.
+    """
 
     env_id: str = "CartPole-v1"
-    """gymnasium id of an environment with a Box observation and Discrete actions."""
+    """gymnasium id of an environment with a Box observation and Discrete or Box actions."""
     num_envs: int = 8
     """Environments stepped together."""
     n_steps: int = 256
     """Steps per environment per update (the batch has ``num_envs * n_steps`` steps)."""
     n_updates: int = 60
-    """Number of policy updates."""
+    """Number of policy updates (ignored when ``total_timesteps`` is set)."""
+    total_timesteps: int | None = None
+    """Budget in environment steps (summed over environments); when set, training runs
+    ``ceil(total_timesteps / (num_envs * n_steps))`` updates, the number of rollouts
+    SB3's ``learn(total_timesteps)`` collects. See :attr:`updates`."""
     max_kl: float = 0.01
     """Trust-region size :math:`\\delta` on the mean KL (typical: 0.001 to 0.05)."""
     gamma: float = 0.99
     """Discount :math:`\\gamma`."""
     gae_lambda: float = 0.97
     """GAE :math:`\\lambda` (Chapter 6)."""
+    normalize_advantage: bool = True
+    """Normalise the batch's advantages to zero mean and unit standard deviation."""
     cg_iters: int = 10
     """Conjugate-gradient iterations (Fisher-vector products) per update."""
     damping: float = 0.1
     """Damping added to the Fisher matrix, :math:`F + \\text{damping}\\, I`, for stability."""
+    line_search_shrink: float = 0.5
+    """Backtracking factor :math:`\\beta \\in (0, 1)`: the line search tries :math:`\\beta^k` times the full step."""
+    line_search_max_iter: int = 10
+    """Points the line search tries (:math:`k = 0, \\ldots,` ``line_search_max_iter - 1``)."""
     vf_lr: float = 1e-3
     """Adam learning rate of the separate value network."""
+    adam_eps: float = 1e-8
+    """Adam's :math:`\\epsilon` for the value network (PyTorch's default; SB3 uses 1e-5)."""
     vf_epochs: int = 5
     """Passes over the batch to fit the value network."""
     vf_minibatches: int = 8
-    """Minibatches per value-network pass."""
+    """Minibatches per value-network pass (ignored when ``vf_batch_size`` is set)."""
+    vf_batch_size: int | None = None
+    """Minibatch size of the value-network passes (SB3's ``batch_size``; the last
+    minibatch of a pass may be smaller); ``None`` uses ``vf_minibatches`` instead."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden tanh layers of the policy and of the value network."""
+    ortho_init: bool = False
+    """Orthogonal initialisation as SB3's policies (gain :math:`\\sqrt 2` hidden, 0.01 policy
+    output, 1 value output, zero biases); ``False``: PyTorch's default initialisation."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy (Box actions only)."""
     device: str = "cpu"
     """torch device."""
 
@@ -937,46 +1143,67 @@ class TRPOConfig:
             "n_steps",
             "n_updates",
             "cg_iters",
+            "line_search_max_iter",
             "vf_epochs",
             "vf_minibatches",
         ):
             check_positive_int(getattr(self, name), name)
-        for name in ("max_kl", "vf_lr"):
+        for name in ("total_timesteps", "vf_batch_size"):
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), name)
+        for name in ("max_kl", "vf_lr", "adam_eps"):
             v = getattr(self, name)
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, (int, float))
-                or not (np.isfinite(v) and v > 0)
-            ):
+            if not _is_number(v) or not (np.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a finite positive number, got {v!r}")
         check_gamma(self.gamma)
         lam = self.gae_lambda
-        if (
-            isinstance(lam, bool)
-            or not isinstance(lam, (int, float))
-            or not 0 <= lam <= 1
-        ):
+        if not _is_number(lam) or not 0 <= lam <= 1:
             raise ValueError(f"gae_lambda must lie in [0, 1], got {lam!r}")
         d = self.damping
-        if (
-            isinstance(d, bool)
-            or not isinstance(d, (int, float))
-            or not (np.isfinite(d) and d >= 0)
-        ):
+        if not _is_number(d) or not (np.isfinite(d) and d >= 0):
             raise ValueError(f"damping must be a finite non-negative number, got {d!r}")
+        b = self.line_search_shrink
+        if not _is_number(b) or not 0 < b < 1:
+            raise ValueError(f"line_search_shrink must lie in (0, 1), got {b!r}")
+        for name in ("normalize_advantage", "ortho_init"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"{name} must be True or False, got {getattr(self, name)!r}"
+                )
+        s = self.log_std_init
+        if not _is_number(s) or not np.isfinite(s):
+            raise ValueError(f"log_std_init must be a finite number, got {s!r}")
         if not isinstance(self.hidden, tuple) or not self.hidden:
             raise ValueError(
                 f"hidden must be a non-empty tuple of layer widths, got {self.hidden!r}"
             )
         for width in self.hidden:
             check_positive_int(width, "hidden")
-        if self.vf_minibatches > self.num_envs * self.n_steps:
+        batch = self.num_envs * self.n_steps
+        if self.vf_minibatches > batch:
             raise ValueError(
                 f"vf_minibatches must be at most num_envs * n_steps = "
-                f"{self.num_envs * self.n_steps}, got {self.vf_minibatches}"
+                f"{batch}, got {self.vf_minibatches}"
+            )
+        if self.vf_batch_size is not None and self.vf_batch_size > batch:
+            raise ValueError(
+                f"vf_batch_size must be at most num_envs * n_steps = "
+                f"{batch}, got {self.vf_batch_size}"
+            )
+        if self.normalize_advantage and batch < 2:
+            raise ValueError(
+                "normalize_advantage needs num_envs * n_steps >= 2 (a standard deviation)"
             )
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"device must be a torch device name, got {self.device!r}")
+
+    @property
+    def updates(self) -> int:
+        """Number of updates :func:`train_trpo` runs: ``n_updates``, or ``ceil(total_timesteps / batch)``."""
+        if self.total_timesteps is None:
+            return int(self.n_updates)
+        batch = self.num_envs * self.n_steps
+        return -(-int(self.total_timesteps) // batch)
 
 
 @dataclass
@@ -984,31 +1211,68 @@ class TRPOHistory:
     """One entry per update (``fresh_kl``: one per update but the last)."""
 
     env_steps: list[int] = field(default_factory=list)
+    """Valid environment steps so far (autoreset steps, whose action is ignored, are not counted)."""
     mean_return: list[float] = field(default_factory=list)
+    """Mean return of the last 20 finished episodes (NaN before the first)."""
     kl: list[float] = field(default_factory=list)
     """Mean KL(old || new) on the batch the line search used (at most ``max_kl`` by construction)."""
     fresh_kl: list[float] = field(default_factory=list)
     """Mean KL(old || new) on the states of the *next* rollout, which the update never saw."""
     step_fraction: list[float] = field(default_factory=list)
+    """Fraction :math:`\\beta^k` of the full step the line search accepted (0: none)."""
     surrogate_gain: list[float] = field(default_factory=list)
+    """:math:`L(\\theta_{new}) - L(\\theta_{old})` of the sampled surrogate."""
 
 
 def train_trpo(
-    config: TRPOConfig, seed: int = 0, progress: bool = True
+    config: TRPOConfig,
+    seed: int = 0,
+    progress: bool = True,
+    callback: Callable[[Any, int], bool] | None = None,
+    wrap_env: Callable[[Any], Any] | None = None,
+    on_rollout: Callable[[Any, Any], None] | None = None,
 ) -> tuple[Any, Any, TRPOHistory]:
-    """Train a categorical MLP policy with TRPO; returns ``(policy, value_net, history)``.
+    """Train an MLP policy with TRPO; returns ``(policy, value_net, history)``.
 
     Each update (Chapter 4, "TRPO, the algorithm"): collect ``num_envs * n_steps`` steps;
-    GAE advantages (normalised); the importance-sampled surrogate
-    :math:`L(\\theta) = \\mathbb E[\\frac{\\pi_\\theta(a|s)}{\\pi_{old}(a|s)} \\hat A]` and its gradient
-    :math:`g`; :math:`x \\approx F^{-1} g` by conjugate gradient with Fisher-vector products;
-    the full step :math:`\\sqrt{2\\delta / x^\\top F x}\\, x`; a backtracking line search that
-    requires the mean KL to stay below :math:`\\delta` and :math:`L` to improve; then a few
-    epochs of Adam on the value network's squared error to the TD(:math:`\\lambda`) returns.
-    ``history.fresh_kl`` records the mean KL between consecutive policies on the states of
-    the next rollout, which the line search never saw.
+    GAE advantages (normalised if ``normalize_advantage``); the importance-sampled
+    surrogate :math:`L(\\theta) = \\mathbb E[\\frac{\\pi_\\theta(a|s)}{\\pi_{old}(a|s)} \\hat A]` and
+    its gradient :math:`g`; :math:`x \\approx F^{-1} g` by conjugate gradient with
+    Fisher-vector products, :math:`F` the Hessian of the mean
+    :math:`\\bar D_{KL}(\\pi_{old} \\| \\pi_\\theta)` at :math:`\\theta_{old}` (plus damping); the full step
+    :math:`s = \\sqrt{2\\delta / x^\\top F x}\\, x` (:func:`full_step`), whose quadratic model
+    :math:`\\frac12 s^\\top F s` of the KL equals :math:`\\delta`; a backtracking line search
+    (:math:`\\beta^k s`) that requires the mean KL to stay at most :math:`\\delta` and :math:`L` to
+    improve; then ``vf_epochs`` passes of Adam on the value network's squared error to the
+    TD(:math:`\\lambda`) returns. ``history.fresh_kl`` records the mean KL between consecutive
+    policies on the states of the next rollout, which the line search never saw.
+
+    One loop serves both action spaces; only the distribution differs (see the returned
+    ``policy``):
+
+    - Discrete actions: a categorical policy over the MLP's logits,
+      :math:`D_{KL}(p\\|q) = \\sum_a p_a \\log(p_a/q_a)` (:func:`categorical_kl`).
+    - Box actions: a diagonal Gaussian :math:`\\mathcal N(\\mu_\\theta(s), \\operatorname{diag}\\sigma^2)`
+      with a state-independent :math:`\\log\\sigma` (initially ``log_std_init``) and the
+      closed-form KL :func:`diagonal_gaussian_kl`. The sampled action is clipped to the
+      bounds only where it reaches the environment; the rollout keeps the unclipped
+      sample and its log-probability, so the ratio is that of the distribution that drew it.
+
+    ``policy`` is a ``TRPOPolicy`` (a ``torch.nn.Module``, see :func:`make_trpo_policy`):
+    ``policy(obs)`` gives the logits or the mean, ``policy.greedy(obs)`` the deterministic
+    action for evaluation (argmax, or the mean clipped to the action bounds) as a tensor,
+    ``policy.sample``/``policy.log_prob``/``policy.kl`` the stochastic policy.
+    ``value_net`` maps observations to values of shape ``(n, 1)``.
+
+    ``callback(policy, env_steps)`` runs after every update (after ``history`` has its
+    entries for it), with the valid environment steps so far; returning ``True`` stops
+    training after that update (the benchmark uses it to evaluate the greedy policy
+    outside its timed region). ``wrap_env`` maps the vector environment to a wrapper of
+    it (e.g. :class:`companion.rollout.RecordActions`); ``on_rollout(policy, rollout)`` runs
+    after each collection, before the update, while ``policy`` is still the one that
+    sampled the rollout. With Discrete actions and the default new fields, the results
+    are those of the categorical-only learner this function replaced (same seed, same numbers).
     """
-    import gymnasium as gym
     import torch
     from companion.progress import tqdm
 
@@ -1020,31 +1284,48 @@ def train_trpo(
         raise ValueError(f"config must be a TRPOConfig, got {type(config).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    for name, fn in (
+        ("callback", callback),
+        ("wrap_env", wrap_env),
+        ("on_rollout", on_rollout),
+    ):
+        if fn is not None and not callable(fn):
+            raise ValueError(f"{name} must be a function or None")
     torch.manual_seed(seed)
     envs = make_vector_env(config.env_id, config.num_envs, seed)
-    if not isinstance(envs.single_action_space, gym.spaces.Discrete):
-        raise ValueError(
-            f"{config.env_id} must have a Discrete action space for this learner"
-        )
+    if wrap_env is not None:
+        envs = wrap_env(envs)
+    space = envs.single_action_space
     obs_dim = int(np.prod(envs.single_observation_space.shape))
-    n_actions = int(envs.single_action_space.n)
     dev = config.device
-    policy = mlp([obs_dim, *config.hidden, n_actions]).to(dev, dtype=torch.float32)
-    value_net = mlp([obs_dim, *config.hidden, 1]).to(dev, dtype=torch.float32)
-    vf_opt = torch.optim.Adam(value_net.parameters(), lr=config.vf_lr)
+    policy = make_trpo_policy(obs_dim, space, config).to(dev, dtype=torch.float32)
+    if config.ortho_init:
+        value_net = mlp([obs_dim, *config.hidden, 1], True, out_gain=1.0)
+    else:
+        value_net = mlp([obs_dim, *config.hidden, 1])
+    value_net = value_net.to(dev, dtype=torch.float32)
+    vf_opt = torch.optim.Adam(
+        value_net.parameters(), lr=config.vf_lr, eps=config.adam_eps
+    )
     params = list(policy.parameters())
     gen = torch.Generator(device=dev).manual_seed(seed)
 
     def act(obs: Any) -> tuple[Any, Any]:
-        logp_all = torch.log_softmax(policy(obs), -1)
-        a = torch.multinomial(logp_all.exp(), 1, generator=gen).squeeze(1)
-        return a, logp_all.gather(1, a[:, None]).squeeze(1)
+        return policy.sample(obs, gen)
+
+    to_env = None
+    if not policy.discrete:
+        low, high = space.low, space.high
+
+        def to_env(a: np.ndarray) -> np.ndarray:
+            return np.clip(a, low, high)
 
     collector = RolloutCollector(
-        envs, act, lambda o: value_net(o).squeeze(-1), seed, dev
+        envs, act, lambda o: value_net(o).squeeze(-1), seed, dev, to_env=to_env
     )
     history = TRPOHistory()
     recent: list[float] = []
+    act_shape = () if policy.discrete else tuple(space.shape)
 
     def get_flat() -> Any:
         return torch.cat([p.data.reshape(-1) for p in params])
@@ -1057,8 +1338,10 @@ def train_trpo(
 
     prev_theta: Any = None  # the previous policy, to measure the step on fresh states
     theta_current: Any = None
-    for _ in tqdm(range(config.n_updates), desc="TRPO", disable=not progress):
+    for _ in tqdm(range(config.updates), desc="TRPO", disable=not progress):
         ro = collector.collect(config.n_steps)
+        if on_rollout is not None:
+            on_rollout(policy, ro)
         adv = gae(
             ro.rewards,
             ro.values,
@@ -1070,33 +1353,30 @@ def train_trpo(
         )
         returns = adv + ro.values
         m = ro.valid.reshape(-1)
-        obs, actions = ro.obs.reshape(-1, obs_dim)[m], ro.actions.reshape(-1)[m]
+        obs = ro.obs.reshape(-1, obs_dim)[m]
+        actions = ro.actions.reshape(-1, *act_shape)[m]
         logp_old, adv, returns = (
             ro.logp.reshape(-1)[m],
             adv.reshape(-1)[m],
             returns.reshape(-1)[m],
         )
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        if config.normalize_advantage:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         with torch.no_grad():
-            logp_all_old = torch.log_softmax(policy(obs), -1)
+            dist_old = tuple(t.detach().clone() for t in policy.dist_params(obs))
             if prev_theta is not None:  # KL(previous || current) on states it never saw
                 set_flat(prev_theta)
-                logp_prev = torch.log_softmax(policy(obs), -1)
+                dist_prev = tuple(t.detach().clone() for t in policy.dist_params(obs))
                 set_flat(theta_current)
-                kl_fresh = (logp_prev.exp() * (logp_prev - logp_all_old)).sum(-1).mean()
+                kl_fresh = policy.kl(dist_prev, obs).mean()
                 history.fresh_kl.append(float(kl_fresh))
 
         def surrogate_loss() -> Any:
-            logp = (
-                torch.log_softmax(policy(obs), -1)
-                .gather(1, actions[:, None])
-                .squeeze(1)
-            )
+            logp = policy.log_prob(obs, actions)
             return (torch.exp(logp - logp_old) * adv).mean()
 
         def mean_kl() -> Any:
-            logp_all = torch.log_softmax(policy(obs), -1)
-            return (logp_all_old.exp() * (logp_all_old - logp_all)).sum(-1).mean()
+            return policy.kl(dist_old, obs).mean()
 
         g = flat_grad(surrogate_loss(), params)
         x = conjugate_gradient(
@@ -1122,6 +1402,8 @@ def train_trpo(
             theta_old,
             step,
             config.max_kl,
+            shrink=config.line_search_shrink,
+            max_backtracks=config.line_search_max_iter,
         )
         set_flat(theta_new)
         theta_current = theta_new
@@ -1131,7 +1413,12 @@ def train_trpo(
         n = obs.shape[0]
         for _ in range(config.vf_epochs):
             perm = torch.randperm(n, generator=gen, device=dev)
-            for idx in perm.chunk(config.vf_minibatches):
+            chunks = (
+                perm.chunk(config.vf_minibatches)
+                if config.vf_batch_size is None
+                else perm.split(config.vf_batch_size)
+            )
+            for idx in chunks:
                 vf_loss = ((value_net(obs[idx]).squeeze(-1) - returns[idx]) ** 2).mean()
                 vf_opt.zero_grad()
                 vf_loss.backward()
@@ -1143,5 +1430,7 @@ def train_trpo(
         history.kl.append(kl_now)
         history.step_fraction.append(fraction)
         history.surrogate_gain.append(L_new - L_old)
+        if callback is not None and callback(policy, collector.total_steps):
+            break
     envs.close()
     return policy, value_net, history

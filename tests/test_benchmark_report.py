@@ -1,30 +1,148 @@
-"""The README's benchmark numbers are the committed results file's, not typed."""
+"""The benchmark numbers quoted in the README and on the book's Benchmarks page are the
+committed results files', and those files are internally consistent.
 
-import importlib.util
+The page's rendered tables are compared with the files by the browser test
+(``tests/browser/check_book.py``) after the book is built; here the files themselves and
+the README are checked, and each check is shown to reject a tampered file.
+"""
+
+import copy
 import json
-from pathlib import Path
 
+import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("report", ROOT / "benchmarks" / "report.py")
-report = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(report)
+from benchmarks import report
+from benchmarks.tasks import TASKS
+
+RESULTS = report.load_all()
+CONFIG_KEYS = {
+    "task", "algo", "env_id", "peer", "seeds", "n_seeds", "quick", "budget", "target",
+    "n_eval_episodes", "zoo_hyperparams", "companion_config", "tuning", "differences", "date",
+    "wall_seconds", "machine", "versions",
+}
+needs_results = pytest.mark.skipif(not RESULTS, reason="no committed benchmark results")
 
 
-@pytest.mark.skipif(not report.RESULTS.exists(), reason="no committed benchmark results")
+def consistency_problems(res: dict) -> list[str]:
+    """What is wrong with one task's results file (empty when nothing is)."""
+    problems = []
+    cfg = res["config"]
+    t = next((t for t in TASKS if t.name == cfg.get("task")), None)
+    if t is None:
+        return [f"unknown task {cfg.get('task')!r}"]
+    missing = CONFIG_KEYS - set(cfg)
+    if missing:
+        problems.append(f"config lacks {sorted(missing)}")
+    if cfg.get("quick"):
+        problems.append("a quick smoke run is not a result")
+    if not cfg.get("complete", True):
+        problems.append("an interrupted run (complete: false) is not a result")
+    if (cfg["algo"], cfg["env_id"], cfg["target"]) != (t.algo, t.env_id, t.target):
+        problems.append("config disagrees with the task registry")
+    if [r["seed"] for r in res["per_seed"]] != cfg["seeds"] or len(cfg["seeds"]) != cfg["n_seeds"]:
+        problems.append("per-seed rows do not match the configured seeds")
+    if min(cfg["seeds"]) < 100:
+        problems.append("benchmark seeds must start at 100 (below is for tuning)")
+    for r in res["per_seed"]:
+        for side in report.SIDES:
+            x = r[side]
+            ev = np.asarray(x["evaluations"], dtype=float).reshape(-1, 3)
+            where = f"seed {r['seed']} {side}"
+            if ev.size == 0:
+                problems.append(f"{where}: no evaluation")
+                continue
+            if np.any(np.diff(ev[:, 0]) <= 0):
+                problems.append(f"{where}: evaluation steps not increasing")
+            reached = ev[:, 1] >= cfg["target"]
+            if x["solved"]:
+                first = int(np.argmax(reached)) if reached.any() else None
+                if first is None or ev[first, 0] != x["steps"]:
+                    problems.append(f"{where}: solved, but not at the first evaluation >= target")
+                elif not np.isclose(ev[first, 2], x["seconds"]):
+                    problems.append(f"{where}: seconds differ from the solving evaluation's")
+            else:
+                if reached.any():
+                    problems.append(f"{where}: an evaluation reached the target, marked unsolved")
+                if x["steps"] < ev[-1, 0]:
+                    problems.append(f"{where}: unsolved run counted before its last evaluation")
+                if x["steps"] > cfg["budget"] * 1.05:
+                    problems.append(f"{where}: more steps than the budget")
+    problems += [f"stored {w} differs from the per-seed rows" for w in report.summary_mismatches(res)]
+    return problems
+
+
+@needs_results
+@pytest.mark.parametrize("name", list(RESULTS))
+def test_committed_results_are_consistent(name):
+    assert consistency_problems(RESULTS[name]) == []
+
+
+@needs_results
+def test_consistency_check_rejects_tampered_files():
+    name, res = next(iter(RESULTS.items()))
+    bad = copy.deepcopy(res)
+    bad["summary"]["companion"]["steps"]["median"] *= 0.9  # a flattering typo
+    assert any("summary.companion.steps.median" in p for p in consistency_problems(bad))
+    bad = copy.deepcopy(res)
+    bad["ratio"]["seconds"]["high"] = 0.49  # an interval narrowed to meet the goal
+    assert any("ratio.seconds.high" in p for p in consistency_problems(bad))
+    bad = copy.deepcopy(res)
+    row = bad["per_seed"][0]["companion"]
+    row["steps"] = row["evaluations"][0][0] - 1  # solved before the first evaluation
+    row["solved"] = True
+    assert any("first evaluation" in p for p in consistency_problems(bad))
+    bad = copy.deepcopy(res)
+    bad["config"]["quick"] = True
+    assert any("quick" in p for p in consistency_problems(bad))
+    bad = copy.deepcopy(res)
+    bad["config"]["seeds"] = [s - 100 for s in bad["config"]["seeds"]]
+    assert consistency_problems(bad)
+
+
+@needs_results
 def test_readme_block_matches_the_committed_results():
-    results = json.loads(report.RESULTS.read_text())
-    assert not results["config"].get("quick"), "the committed results must be a full run"
     block = report.readme_block(report.README.read_text())
     assert block is not None, "README.md lost its benchmark block"
-    assert block == report.render(results), "run: python benchmarks/report.py --update-readme"
+    assert block == report.render(RESULTS), "run: python benchmarks/report.py --update-readme"
 
 
-def test_render_changes_with_the_numbers():
-    if not report.RESULTS.exists():
-        pytest.skip("no committed benchmark results")
-    results = json.loads(report.RESULTS.read_text())
-    before = report.render(results)
-    results["summary"]["companion"]["steps"]["median"] += 1000
-    assert report.render(results) != before
+@needs_results
+def test_tables_follow_the_numbers():
+    name, res = next(iter(RESULTS.items()))
+    before = (report.render(RESULTS), report.task_table(res), report.per_seed_table(res))
+    bad = copy.deepcopy(res)
+    bad["ratio"]["steps"]["median"] += 0.5
+    bad["summary"]["peer"]["seconds"]["low"] += 1.0
+    bad["per_seed"][0]["peer"]["steps"] += 1000
+    after = (report.render({**RESULTS, name: bad}), report.task_table(bad), report.per_seed_table(bad))
+    assert all(a != b for a, b in zip(before, after))
+
+
+@pytest.mark.parametrize(
+    "low, high, goal, expected",
+    [(0.2, 0.4, 0.5, "met"), (0.6, 0.9, 0.5, "not met"), (0.3, 0.7, 0.5, "not resolved"),
+     (0.5, 0.6, 0.5, "not resolved"), (0.4, 0.5, 0.5, "not resolved")],
+)
+def test_verdict_reads_the_whole_interval(low, high, goal, expected):
+    assert report.verdict(dict(median=(low + high) / 2, low=low, high=high), goal) == expected
+
+
+def test_curves_carry_the_last_score_forward_and_bound_the_median():
+    res = {"per_seed": [
+        {"companion": {"evaluations": [[100, 1.0, 0.1], [200, 5.0, 0.2]]}},
+        {"companion": {"evaluations": [[100, 2.0, 0.1], [300, 3.0, 0.3]]}},
+        {"companion": {"evaluations": [[100, 0.0, 0.1], [200, 4.0, 0.2], [400, 9.0, 0.4]]}},
+    ]}
+    grid = np.array([50, 100, 250, 500])
+    med, low, high = report.curves(res, "companion", grid)
+    assert np.isnan(med[0])  # before any evaluation
+    np.testing.assert_allclose(med[1:], [1.0, 4.0, 5.0])  # 500: (5, 3, 9) carried forward
+    assert np.all(low[1:] <= med[1:]) and np.all(med[1:] <= high[1:])
+
+
+def test_results_files_are_json_with_the_registry_names():
+    for path in report.results_dir().glob("*.json"):
+        data = json.loads(path.read_text())
+        if path.name != "scaling.json":
+            assert data["config"]["task"] == path.stem

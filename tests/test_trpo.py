@@ -165,6 +165,59 @@ def test_train_trpo_improves_and_respects_kl():
     assert h.mean_return[-1] > 2 * h.mean_return[0]
 
 
+# Histories of TRPOConfig(n_updates=3, n_steps=128) on CartPole-v1, recorded with the
+# categorical-only learner before the Gaussian policy was added (commit dfef076); the
+# refactored learner reproduced them bit for bit. Chapter 4 glues numbers from such runs.
+_CATEGORICAL_BEFORE = {
+    0: {
+        "env_steps": [986, 1964, 2959],
+        "mean_return": [20.2, 24.85, 35.55],
+        "kl": [0.00814831629395485, 0.008453882299363613, 0.008854808285832405],
+        "fresh_kl": [0.008304726332426071, 0.006184899248182774],
+        "step_fraction": [1.0, 1.0, 1.0],
+        "surrogate_gain": [
+            0.015882532971837504,
+            0.025401081691793337,
+            0.025346907849737477,
+        ],
+    },
+    1: {
+        "env_steps": [985, 1979, 2976],
+        "mean_return": [24.0, 33.65, 36.0],
+        "kl": [0.008585222065448761, 0.008745439350605011, 0.0075029185973107815],
+        "fresh_kl": [0.006413651164621115, 0.00750601664185524],
+        "step_fraction": [1.0, 1.0, 1.0],
+        "surrogate_gain": [
+            0.017671353750046137,
+            0.014986995262820102,
+            0.01941301577996346,
+        ],
+    },
+}
+_PARAM_SUMS_BEFORE = {
+    0: (-9.55656382424786, 2.9306243051833007),
+    1: (-5.957231109379791, 0.37547908478882164),
+}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_categorical_runs_are_unchanged_by_the_gaussian_refactor(seed):
+    pol, vf, h = trpo.train_trpo(
+        trpo.TRPOConfig(n_updates=3, n_steps=128), seed=seed, progress=False
+    )
+    before = _CATEGORICAL_BEFORE[seed]
+    assert h.env_steps == before["env_steps"]
+    assert h.step_fraction == before["step_fraction"]
+    for name in ("mean_return", "kl", "fresh_kl", "surrogate_gain"):
+        assert getattr(h, name) == pytest.approx(before[name], rel=1e-6, abs=1e-9), name
+    with torch.no_grad():
+        sums = (
+            float(sum(p.double().sum() for p in pol.parameters())),
+            float(sum(p.double().sum() for p in vf.parameters())),
+        )
+    assert sums == pytest.approx(_PARAM_SUMS_BEFORE[seed], rel=1e-6)
+
+
 # ----------------------------------------------------------------------------- bad input
 
 _M = M.random_mdp(3, 2, seed=0)
@@ -195,6 +248,20 @@ _CASE = (_M, _PI, _PI)
         ("hidden", (64, 0)),
         ("hidden", [64]),
         ("device", ""),
+        ("total_timesteps", 0),
+        ("total_timesteps", 1.5),
+        ("vf_batch_size", 0),
+        ("vf_batch_size", 10**9),
+        ("line_search_shrink", 1.0),
+        ("line_search_shrink", 0.0),
+        ("line_search_shrink", True),
+        ("line_search_max_iter", 0),
+        ("normalize_advantage", 1),
+        ("ortho_init", "yes"),
+        ("log_std_init", float("nan")),
+        ("log_std_init", float("inf")),
+        ("adam_eps", 0.0),
+        ("adam_eps", "1e-5"),
     ],
 )
 def test_trpo_config_refuses_bad_fields(field, value):

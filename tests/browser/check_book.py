@@ -15,7 +15,8 @@ What it does:
   figure exists only in widget state; code cells or display equations wider than their
   column at 1,400 pixels; console errors or local 404s; progress bars in outputs; a
   chapter page without its ``.ipynb`` download; solution markers shown on a page; a figure
-  without a numbered caption or alt text;
+  without a numbered caption or alt text; on the Benchmarks page, a table row that differs
+  from what ``benchmarks/report.py`` computes from the committed results files;
 * keeps a screenshot of each page at 1,400 and 400 pixels wide (``--screenshots``).
 """
 
@@ -40,6 +41,34 @@ CACHE = Path.home() / ".cache" / "rl-book-mathjax"
 CHROMIUM = (os.environ.get("CHROMIUM") or shutil.which("chromium")
             or shutil.which("chromium-browser") or shutil.which("google-chrome"))
 SKIP_PAGES = {"genindex.html", "search.html"}
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARK_PAGE = "book/benchmarks.html"
+
+TABLES_JS = """
+() => Array.from(document.querySelectorAll("main table")).map(t =>
+  Array.from(t.querySelectorAll("tr")).map(r =>
+    Array.from(r.querySelectorAll("th, td")).map(c => c.textContent.replace(/\\s+/g, " ").trim())))
+"""
+
+
+def expected_benchmark_rows() -> list[list[str]]:
+    """Every table row the Benchmarks page must show, computed from the results files."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import report
+
+    results = report.load_all()
+    rows = [report.HEADLINE_HEADER, *report.headline_rows(results)]
+    for res in results.values():
+        rows += [report.TASK_HEADER, *report.task_rows(res)]
+        rows += [report.PER_SEED_HEADER, *report.per_seed_rows(res)]
+    return [[" ".join(c.split()) for c in r] for r in rows]
+
+
+def benchmark_table_problems(tables: list[list[list[str]]]) -> list[str]:
+    """Rows computed from the results that the page's tables lack (none when they agree)."""
+    shown = {tuple(r) for t in tables for r in t}
+    missing = [r for r in expected_benchmark_rows() if tuple(r) not in shown]
+    return [f"benchmark table row not on the page (or different): {r}" for r in missing[:5]]
 
 # Runs in the page: returns a dict of problems found in the main column.
 PAGE_PROBES = r"""
@@ -173,6 +202,8 @@ def check_page(browser, base: str, rel: str, shots: Path | None) -> list[str]:
         problems.append(f"figures without a caption or alt text: {found['uncaptioned']}")
     if found["solution_markers"]:
         problems.append("'# BEGIN SOLUTION' / '# END SOLUTION' markers shown on the page")
+    if rel == BENCHMARK_PAGE:
+        problems += benchmark_table_problems(page.evaluate(TABLES_JS))
     if re.match(r"book/\d\d_", rel) and not found["ipynb_download"]:
         problems.append("no .ipynb download on a chapter page")
     if shots is not None:
