@@ -35,7 +35,7 @@ from benchmarks.tasks import SCALING_FILE, TASKS, Task  # noqa: E402
 README = ROOT / "README.md"
 START, END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
 # The issue's goals: no more env steps than the peer (ratio <= 1), at most half its
-# wall-clock (ratio <= 0.5), both read from the per-seed ratio's 95% interval.
+# wall-clock (ratio <= 0.5), both read from the 95% interval of the ratio of medians.
 GOALS = {"steps": 1.0, "seconds": 0.5}
 SIDES = ("companion", "peer")
 
@@ -83,15 +83,34 @@ def interval(values: Any) -> dict:
     return dict(median=float(ci.estimate), low=float(ci.low), high=float(ci.high))
 
 
+def ratio_interval(companion: Any, peer: Any) -> dict:
+    """Ratio of the two sides' medians with a 95% two-sample bootstrap interval
+    (``companion.stats.ratio_of_medians_ci``). The two libraries share no randomness, so
+    the runs are not paired: each side is resampled on its own."""
+    from companion.stats import ratio_of_medians_ci
+
+    ci = ratio_of_medians_ci(companion, peer)
+    return dict(median=float(ci.estimate), low=float(ci.low), high=float(ci.high))
+
+
 def summarise(per_seed: list[dict]) -> tuple[dict, dict]:
-    """``(summary, ratio)`` of a results file, computed from its per-seed rows."""
+    """``(summary, ratio)`` of a results file, computed from its per-seed rows.
+
+    An unsolved run counts with its final steps and seconds, the most it could have
+    taken, so it sorts above every solved run: a side's median steps is then still the
+    median steps to solve as long as more than half of its seeds solved. The ratio is
+    ``determined`` only when both sides solved more than half of their seeds.
+    """
     summary = {}
     for side in SIDES:
         summary[side] = {k: interval([r[side][k] for r in per_seed]) for k in ("steps", "seconds", "sps")}
         summary[side]["solved"] = int(sum(bool(r[side]["solved"]) for r in per_seed))
         summary[side]["n"] = len(per_seed)
+    determined = all(2 * summary[side]["solved"] > summary[side]["n"] for side in SIDES)
     ratio = {
-        k: interval([r["companion"][k] / r["peer"][k] for r in per_seed]) for k in ("steps", "seconds")
+        k: dict(ratio_interval([r["companion"][k] for r in per_seed], [r["peer"][k] for r in per_seed]),
+                determined=determined)
+        for k in ("steps", "seconds")
     }
     return summary, ratio
 
@@ -112,6 +131,9 @@ def summary_mismatches(res: dict, rtol: float = 1e-9) -> list[str]:
     pairs = [(f"summary.{side}.{k}", res["summary"][side][k], summary[side][k])
              for side in SIDES for k in ("steps", "seconds", "sps")]
     pairs += [(f"ratio.{k}", res["ratio"][k], ratio[k]) for k in ("steps", "seconds")]
+    for k in ("steps", "seconds"):
+        if res["ratio"][k].get("determined") != ratio[k]["determined"]:
+            out.append(f"ratio.{k}.determined")
     for where, stored, computed in pairs:
         for q in ("median", "low", "high"):
             if not close(stored[q], computed[q]):
@@ -121,7 +143,10 @@ def summary_mismatches(res: dict, rtol: float = 1e-9) -> list[str]:
 
 def verdict(iv: dict, goal: float) -> str:
     """"met" when the whole interval is below ``goal``, "not met" when it is all above,
-    "not resolved" when it straddles it."""
+    "not resolved" when it straddles it; "undetermined" when a side solved half of its
+    seeds or fewer (its median is then the budget, not a time to solve)."""
+    if not iv.get("determined", True):
+        return "undetermined"
     if iv["high"] < goal:
         return "met"
     if iv["low"] > goal:
@@ -159,7 +184,7 @@ HEADLINE_HEADER = [
 
 
 def headline_rows(results: dict[str, dict]) -> list[list[str]]:
-    """One row per task with results: the per-seed ratios companion / peer and verdicts."""
+    """One row per task with results: the ratios of medians companion / peer and verdicts."""
     rows = []
     for t in TASKS:
         if t.name not in results:
@@ -186,7 +211,7 @@ TASK_HEADER = [
 
 
 def task_rows(res: dict) -> list[list[str]]:
-    """The task's table: each side's medians over seeds, then the paired ratios."""
+    """The task's table: each side's medians over seeds, then the ratios of medians."""
     s, r = res["summary"], res["ratio"]
     rows = []
     for side, label in (("companion", "companion"), ("peer", res["config"]["peer"])):
@@ -196,7 +221,7 @@ def task_rows(res: dict) -> list[list[str]]:
             fmt_iv(x["seconds"], fmt_seconds), fmt_iv(x["sps"], fmt_steps),
         ])
     rows.append([
-        "ratio companion / peer (per seed)", "", fmt_iv(r["steps"], fmt_ratio),
+        "ratio of medians, companion / peer", "", fmt_iv(r["steps"], fmt_ratio),
         fmt_iv(r["seconds"], fmt_ratio), "",
     ])
     return rows
@@ -237,7 +262,10 @@ def provenance(res: dict) -> str:
         f"{cfg['n_seeds']} seeds ({seeds[0]}-{seeds[-1]})"
         + (f", of {cfg['planned_seeds']} planned" if cfg.get("planned_seeds", cfg["n_seeds"]) != cfg["n_seeds"] else "")
         + f"; budget {cfg['budget']:,} env steps; "
-        f"{cfg['wall_seconds'] / 60:.0f} min in all."
+        f"{cfg['wall_seconds'] / 60:.0f} min in all"
+        + (f"; load average {m['load_average_start'][0]:.1f} at the start and "
+           f"{m['load_average_end'][0]:.1f} at the end" if "load_average_start" in m else "")
+        + "."
     )
 
 
@@ -336,7 +364,8 @@ def plot_scaling(scaling: dict, axes) -> None:
         ax.set_xlabel("parallel environments")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("env steps per second")
-    axes[-1].legend(fontsize="x-small", loc="best")
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].figure.legend(handles, labels, loc="outside lower center", ncol=2, fontsize="small")
 
 
 # ----------------------------------------------------------------------------- README
@@ -345,8 +374,8 @@ def render(results: dict[str, dict]) -> str:
     if not results:
         return "No committed benchmark results."
     lines = [
-        "Per-seed ratios companion / peer (median over seeds, 95% bootstrap interval) of env "
-        "steps and of wall-clock seconds to the solved threshold; generated by "
+        "Ratios companion / peer of the median env steps and of the median wall-clock "
+        "seconds to the solved threshold, with 95% two-sample bootstrap intervals; generated by "
         "`benchmarks/report.py` from `benchmarks/results/*.json`:",
         "",
         headline_table(results),

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 from scipy import stats as _stats
 
-__all__ = ["Interval", "bootstrap_ci", "paired_difference_ci"]
+__all__ = ["Interval", "bootstrap_ci", "paired_difference_ci", "ratio_of_medians_ci"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +107,41 @@ def paired_difference_ci(
     if xa.shape != xb.shape:
         raise ValueError(f"a and b must have the same number of seeds, got {xa.size} and {xb.size}")
     return bootstrap_ci(xa - xb, statistic=statistic, confidence=confidence, seed=seed)
+
+
+def ratio_of_medians_ci(
+    a: object, b: object, confidence: float = 0.95, n_resamples: int = 9999, seed: int = 0
+) -> Interval:
+    """Interval of ``median(a) / median(b)`` for two *independent* samples.
+
+    For comparing two learners whose runs share no randomness (seed ``k`` of one library
+    has nothing to do with seed ``k`` of the other), so that pairing runs by seed would be
+    arbitrary: each sample is resampled on its own (two-sample bootstrap, BCa where
+    defined, else percentile; an interval that misses the estimate, which a percentile
+    interval can on tiny samples, is widened to contain it). ``b`` must have a positive
+    median.
+    """
+    xa, xb = _as_samples(a, "a"), _as_samples(b, "b")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_resamples < 100:
+        raise ValueError(f"n_resamples must be at least 100, got {n_resamples}")
+    if np.median(xb) <= 0 or np.any(xb < 0) or np.any(xa < 0):
+        raise ValueError("a and b must be non-negative and b's median positive")
+    estimate = float(np.median(xa) / np.median(xb))
+
+    def stat(u: np.ndarray, v: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.median(u, axis=axis) / np.median(v, axis=axis)
+
+    low = high = float("nan")
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = _stats.bootstrap(
+                (xa, xb), stat, vectorized=True, paired=False, confidence_level=confidence,
+                n_resamples=n_resamples, method=method, random_state=np.random.default_rng(seed),
+            )
+        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if np.isfinite(low) and np.isfinite(high):
+            break
+    return Interval(estimate, min(low, estimate), max(high, estimate), min(xa.size, xb.size))
