@@ -65,7 +65,9 @@ from tasks import (  # noqa: E402
     task as task_named,
 )
 
+import normalize  # noqa: E402
 import zoo  # noqa: E402
+from benchmarks import report  # noqa: E402  (THE summaries: medians, ratio of medians)
 
 EVAL_SEED = (
     10_000  # evaluation episodes start from this seed (evaluate_policy's default)
@@ -174,10 +176,9 @@ class Clock:
 
 
 def obs_normaliser(spec: zoo.ZooSpec) -> tuple[Callable | None, dict]:
-    """A ``wrap_env`` for ``train_ppo`` that normalises like SB3's ``VecNormalize`` (running
-    mean/variance of observations, clipped to +-clip_obs; rewards divided by the running
-    standard deviation of the discounted return, clipped to +-clip_reward), and a dict
-    that receives the observation wrapper (its frozen statistics are used at evaluation)."""
+    """A ``wrap_env`` for ``train_ppo`` that normalises as SB3's ``VecNormalize`` does
+    (``benchmarks/normalize.py``: SB3's arithmetic on gymnasium's next-step autoreset), and
+    a dict that receives the wrapper (its frozen statistics are used at evaluation)."""
     holder: dict = {}
     if not spec.normalize:
         return None, holder
@@ -192,23 +193,8 @@ def obs_normaliser(spec: zoo.ZooSpec) -> tuple[Callable | None, dict]:
     kw.update(spec.normalize_kwargs)
 
     def wrap(envs: Any) -> Any:
-        from gymnasium.wrappers.vector import (
-            ClipReward,
-            NormalizeObservation,
-            NormalizeReward,
-            TransformObservation,
-        )
-
-        if kw["norm_obs"]:
-            envs = holder["obs"] = NormalizeObservation(envs, epsilon=kw["epsilon"])
-            c = kw["clip_obs"]
-            envs = TransformObservation(
-                envs, lambda o: np.clip(o, -c, c), envs.observation_space
-            )
-        if kw["norm_reward"]:
-            envs = NormalizeReward(envs, gamma=kw["gamma"], epsilon=kw["epsilon"])
-            envs = ClipReward(envs, -kw["clip_reward"], kw["clip_reward"])
-        return envs
+        holder["env"] = normalize.VecNormalize(envs, **kw)
+        return holder["env"]
 
     holder["kwargs"] = kw
     return wrap, holder
@@ -216,11 +202,9 @@ def obs_normaliser(spec: zoo.ZooSpec) -> tuple[Callable | None, dict]:
 
 def frozen(holder: dict) -> Callable[[np.ndarray], np.ndarray]:
     """Observation normalisation with the statistics as they are now (no update)."""
-    if "obs" not in holder:
+    if "env" not in holder:
         return lambda o: o
-    rms, kw = holder["obs"].obs_rms, holder["kwargs"]
-    mean, std = rms.mean.copy(), np.sqrt(rms.var + kw["epsilon"])
-    return lambda o: np.clip((o - mean) / std, -kw["clip_obs"], kw["clip_obs"])
+    return holder["env"].normalizer.frozen()
 
 
 def run_companion_ppo(t: Task, spec: zoo.ZooSpec, config: Any, seed: int) -> dict:
@@ -325,34 +309,6 @@ def _greedy(policy: Any, obs: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- task setup
-def summarise(values: list[float]) -> dict:
-    """``{"median", "low", "high"}``: the median over seeds with its 95% bootstrap interval."""
-    from companion.stats import bootstrap_ci
-
-    values = [float(v) for v in values]
-    if len(values) < 2:
-        v = float(np.median(values))
-        return dict(median=v, low=v, high=v)
-    ci = bootstrap_ci(np.asarray(values), statistic="median")
-    return dict(median=ci.estimate, low=ci.low, high=ci.high)
-
-
-def summaries(per_seed: list[dict]) -> tuple[dict, dict]:
-    summary = {}
-    for side in ("companion", "peer"):
-        rows = [r[side] for r in per_seed]
-        summary[side] = {
-            k: summarise([r[k] for r in rows]) for k in ("steps", "seconds", "sps")
-        }
-        summary[side]["solved"] = int(sum(r["solved"] for r in rows))
-        summary[side]["n"] = len(rows)
-    ratio = {
-        k: summarise([r["companion"][k] / r["peer"][k] for r in per_seed])
-        for k in ("steps", "seconds")
-    }
-    return summary, ratio
-
-
 @dataclasses.dataclass
 class Setup:
     """What one task runs on each side."""
@@ -472,9 +428,8 @@ def warm_up(t: Task, s: Setup) -> None:
     """One short untimed run of each side (imports, lazy initialisation, env registration)."""
     small = dataclasses.replace(s.spec, model_kwargs=dict(s.spec.model_kwargs))
     n_envs = s.spec.n_envs
-    small.model_kwargs.update(n_steps=32, n_epochs=1)
-    if "batch_size" in small.model_kwargs or t.algo == "ppo":
-        small.model_kwargs["batch_size"] = n_envs * 32
+    small.model_kwargs.update(n_steps=32, batch_size=n_envs * 32)
+    small.model_kwargs["n_epochs" if t.algo == "ppo" else "n_critic_updates"] = 1
     if t.algo == "ppo":
         cfg = dataclasses.replace(
             s.companion_config,
@@ -595,7 +550,7 @@ def _task_results(
     mach: dict,
     complete: bool,
 ) -> dict:
-    summary, ratio = summaries(per_seed)
+    summary, ratio = report.summarise(per_seed)
     seeds = [r["seed"] for r in per_seed]
     config = dict(
         task=t.name,

@@ -359,3 +359,175 @@ def test_zoo_to_trpoconfig(name):
     for k, v in EXPECTED_TRPO[name].items():
         assert getattr(cfg, k) == pytest.approx(v), k
     assert cfg.env_id == t.env_id and cfg.hidden == (64, 64)
+
+
+# --------------------------------------------------------------------------- normalisation
+def _replay_vec_env(obs, rewards, dones):
+    """An SB3 VecEnv that returns a given stream (obs[0] at reset, then obs[t+1], rewards[t], dones[t])."""
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import VecEnv
+
+    n, d = obs.shape[1], obs.shape[2]
+
+    class Replay(VecEnv):
+        def __init__(self):
+            space = gym.spaces.Box(-np.inf, np.inf, (d,), np.float32)
+            super().__init__(n, space, gym.spaces.Discrete(2))
+            self.t = 0
+
+        def reset(self):
+            self.t = 0
+            return obs[0].copy()
+
+        def step_async(self, actions):
+            pass
+
+        def step_wait(self):
+            self.t += 1
+            infos = [{} for _ in range(n)]
+            return obs[self.t].copy(), rewards[self.t - 1].copy(), dones[self.t - 1].copy(), infos
+
+        def close(self):
+            pass
+
+        def get_attr(self, name, indices=None):
+            return [None] * n
+
+        def set_attr(self, name, value, indices=None):
+            pass
+
+        def env_method(self, *a, **k):
+            return [None] * n
+
+        def env_is_wrapped(self, wrapper_class, indices=None):
+            return [False] * n
+
+    return Replay()
+
+
+@pytest.mark.skipif(not HAVE_SB3, reason="stable_baselines3 not installed")
+@pytest.mark.parametrize("kwargs", [{}, dict(gamma=0.9, clip_obs=2.0, clip_reward=1.5)])
+def test_normalizer_is_vecnormalize_on_the_same_stream(kwargs):
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    import normalize
+
+    rng = np.random.default_rng(0)
+    T, n, d = 300, 4, 3
+    obs = (rng.normal(size=(T + 1, n, d)) * [1.0, 5.0, 0.1] + [0.0, 3.0, -1.0]).astype(np.float32)
+    rewards = (rng.normal(size=(T, n)) - 1.0).astype(np.float32)
+    dones = rng.random((T, n)) < 0.05
+    sb3 = VecNormalize(_replay_vec_env(obs, rewards, dones), **kwargs)
+    ours = normalize.Normalizer(n, (d,), **kwargs)
+    np.testing.assert_allclose(ours.reset(obs[0]), sb3.reset(), rtol=1e-6, atol=1e-6)
+    for t in range(T):
+        sb3.step_async(np.zeros(n, dtype=np.int64))
+        o_sb3, r_sb3, _, _ = sb3.step_wait()
+        o, r = ours.step(obs[t + 1], rewards[t], dones[t])
+        np.testing.assert_allclose(o, o_sb3, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(r, r_sb3, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(ours.returns, sb3.returns, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ours.obs_rms.mean, sb3.obs_rms.mean, rtol=1e-6)
+    np.testing.assert_allclose(ours.obs_rms.var, sb3.obs_rms.var, rtol=1e-6)
+    np.testing.assert_allclose(ours.ret_rms.var, sb3.ret_rms.var, rtol=1e-6)
+    frozen = ours.frozen()
+    np.testing.assert_allclose(frozen(obs[5]), sb3.normalize_obs(obs[5]), rtol=1e-6, atol=1e-6)
+
+
+def _toy_env_class():
+    import gymnasium as gym
+
+    class Toy(gym.Env):
+        """Random observations and rewards; episodes end after ``lengths`` steps in turn,
+        alternately terminated and truncated. Its own RNG, never reseeded, so that a
+        gymnasium and an SB3 vector env of it see the same stream."""
+
+        observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        action_space = gym.spaces.Discrete(2)
+
+        def __init__(self, k=0, lengths=(5,)):
+            self.rng = np.random.default_rng(k)
+            self.lengths, self.episode, self.t = lengths, 0, 0
+
+        def _obs(self):
+            return (self.rng.normal(size=2) * [2.0, 0.5] + [1.0, -3.0]).astype(np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            self.t = 0
+            return self._obs(), {}
+
+        def step(self, action):
+            self.t += 1
+            end = self.t >= self.lengths[self.episode % len(self.lengths)]
+            term = end and self.episode % 2 == 0
+            trunc = end and not term
+            if end:
+                self.episode += 1
+            return self._obs(), float(self.rng.normal() - 1.0), term, trunc, {}
+
+    return Toy
+
+
+@pytest.mark.skipif(not HAVE_SB3, reason="stable_baselines3 not installed")
+@pytest.mark.parametrize("n, lengths", [(3, (7,)), (1, (3, 9, 4, 12, 1, 6))])
+def test_vecnormalize_wrapper_matches_sb3_through_autoresets(n, lengths):
+    """gymnasium next-step autoreset + our wrapper vs SB3's DummyVecEnv + VecNormalize:
+    with the copies ending episodes on the same steps, every real step gives the same
+    normalised reward, and every non-final step the same normalised observation."""
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv
+    from stable_baselines3.common.vec_env import VecNormalize as SB3VecNormalize
+
+    import normalize
+
+    Toy = _toy_env_class()
+    ours = normalize.VecNormalize(
+        gym.vector.SyncVectorEnv([lambda k=k: Toy(k, lengths) for k in range(n)]), gamma=0.95
+    )
+    sb3 = SB3VecNormalize(DummyVecEnv([lambda k=k: Toy(k, lengths) for k in range(n)]), gamma=0.95)
+    o, _ = ours.reset()
+    np.testing.assert_allclose(o, sb3.reset(), rtol=1e-5, atol=1e-5)
+    a = np.zeros(n, dtype=np.int64)
+    compared = reset_steps = 0
+    reset_next = False
+    for _ in range(120):
+        o, r, term, trunc, _ = ours.step(a)
+        if reset_next:  # gymnasium's reset step: SB3 has none; reward 0 stays 0
+            assert np.all(r == 0)
+            reset_steps += 1
+            reset_next = False
+            continue
+        sb3.step_async(a)
+        o_sb3, r_sb3, dones, infos = sb3.step_wait()
+        np.testing.assert_array_equal(term | trunc, dones)
+        np.testing.assert_allclose(r, r_sb3, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(ours.normalizer.returns, sb3.returns, rtol=1e-6, atol=1e-6)
+        if dones.any():
+            assert dones.all()  # the copies end together here
+            reset_next = True
+        else:
+            np.testing.assert_allclose(o, o_sb3, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(ours.obs_rms.mean, sb3.obs_rms.mean, rtol=1e-6)
+            np.testing.assert_allclose(ours.obs_rms.var, sb3.obs_rms.var, rtol=1e-6)
+            np.testing.assert_allclose(ours.normalizer.ret_rms.var, sb3.ret_rms.var, rtol=1e-6)
+            compared += 1
+    assert reset_steps >= 8 and compared >= 60
+
+
+def test_gymnasium_normalize_reward_is_not_vecnormalize():
+    """Why the wrapper exists: gymnasium's NormalizeReward keeps the discounted return
+    across truncations, so on truncated episodes its scale drifts from SB3's."""
+    import gymnasium as gym
+    from gymnasium.wrappers.vector import NormalizeReward
+
+    import normalize
+
+    Toy = _toy_env_class()
+    make = lambda: gym.vector.SyncVectorEnv([lambda: Toy(0, (5,))])  # noqa: E731
+    g, ours = NormalizeReward(make(), gamma=0.99), normalize.VecNormalize(make(), gamma=0.99)
+    g.reset(seed=0)
+    ours.reset(seed=0)
+    for _ in range(200):
+        _, rg, *_ = g.step(np.zeros(1, dtype=np.int64))
+        _, ro, *_ = ours.step(np.zeros(1, dtype=np.int64))
+    assert not np.isclose(g.return_rms.var, ours.normalizer.ret_rms.var, rtol=0.05)
