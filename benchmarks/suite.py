@@ -319,6 +319,8 @@ class Setup:
     tuning: str
     differences: list[str]
     run_companion: Callable[[Task, zoo.ZooSpec, Any, int], dict]
+    budget_companion: dict = dataclasses.field(default_factory=dict)
+    budget_peer: dict = dataclasses.field(default_factory=dict)
 
 
 COMMON_DIFFERENCES = [
@@ -330,6 +332,59 @@ COMMON_DIFFERENCES = [
     "differently on each side.",
 ]
 
+CARTPOLE_RERUNS = (
+    "CartPole-v1 was run on the benchmark seeds 100-119 several times while the evaluation "
+    "protocol was developed (no hyperparameter of either side changed between those runs)"
+)
+
+
+def budgets(algo: str, config: Any, spec: zoo.ZooSpec, budget: int) -> tuple[dict, dict]:
+    """Updates and env steps each side can take within ``budget``: ``(companion, peer)``.
+
+    The companion's PPO runs ``floor(budget / batch)`` updates and its batch counts every
+    env-step slot, gymnasium's autoreset slots included (its reported steps count only real
+    transitions, so they are at most ``env_step_slots``); its TRPO runs
+    ``ceil(budget / batch)`` updates. SB3 / sb3-contrib collect rollouts while
+    ``num_timesteps < budget``: ``ceil(budget / batch)`` updates of ``batch`` steps.
+    """
+    batch_c = config.num_envs * config.n_steps
+    updates_c = budget // batch_c if algo == "ppo" else -(-budget // batch_c)
+    batch_p = spec.n_envs * int(spec.model_kwargs.get("n_steps", 2048))
+    updates_p = -(-budget // batch_p)
+    companion = dict(
+        rule=("floor" if algo == "ppo" else "ceil") + "(budget / batch) updates; slots "
+        "include autoreset slots, reported steps exclude them",
+        batch=batch_c,
+        updates=updates_c,
+        env_step_slots=updates_c * batch_c,
+    )
+    peer = dict(
+        rule="until num_timesteps >= budget: ceil(budget / batch) updates",
+        batch=batch_p,
+        updates=updates_p,
+        env_steps=updates_p * batch_p,
+    )
+    return companion, peer
+
+
+def budget_difference(algo: str, companion: dict, peer: dict) -> str:
+    rule = "floor" if algo == "ppo" else "ceil"
+    return (
+        f"Budget: the companion runs {rule}(budget / batch) = {companion['updates']} updates of "
+        f"{companion['batch']} env-step slots ({companion['env_step_slots']:,} slots, autoreset "
+        f"slots included, so it sees fewer real transitions); the peer runs until num_timesteps "
+        f">= budget, {peer['updates']} updates of {peer['batch']} ({peer['env_steps']:,} steps)."
+    )
+
+
+VALUE_LOSS_DIFFERENCE = (
+    "Value loss: the companion's is 0.5 * MSE * vf_coef (CleanRL's convention), SB3's is "
+    "MSE * vf_coef, so with the same vf_coef the companion's critic gradient is half SB3's; "
+    "both sides have separate actor and critic networks and Adam ignores a gradient's scale "
+    "(up to its eps), so this matters only through the global gradient-norm clip "
+    "(max_grad_norm), in which the companion's critic gradient weighs half as much."
+)
+
 
 def setup(t: Task, budget: int | None = None) -> Setup:
     """The Zoo entry, the companion's config, the disclosed differences and tuning for ``t``."""
@@ -339,17 +394,18 @@ def setup(t: Task, budget: int | None = None) -> Setup:
     budget = spec.n_timesteps if budget is None else int(budget)
     diffs = list(COMMON_DIFFERENCES)
     if t.algo == "ppo":
-        if t.name == "ppo_cartpole":
+        if t.name == "ppo_cartpole_defaults":
             config = PPOConfig(total_timesteps=budget)
             tuning = (
                 "companion: PPOConfig() defaults, tuned on CartPole-v1 on seeds 5-14 before "
                 "this suite; peer: the Zoo's published (tuned) hyperparameters; nothing tuned "
-                "on the benchmark seeds (>= 100)"
+                "on the benchmark seeds (>= 100); " + CARTPOLE_RERUNS
             )
             diffs.append(
                 "The companion runs its own defaults PPOConfig() (8 envs x 64 steps, 6 epochs "
                 "of 4 minibatches, lr 2.5e-3 annealed, clip 0.2 constant), not the Zoo's "
-                "(8 x 32, 20 epochs, batch 256, lr 1e-3 and clip 0.2 annealed)."
+                "(8 x 32, 20 epochs, batch 256, lr 1e-3 and clip 0.2 annealed): what the "
+                "companion's tuning buys, not a like-for-like comparison."
             )
         else:
             config = zoo.companion_ppo_config(spec, total_timesteps=budget)
@@ -357,12 +413,16 @@ def setup(t: Task, budget: int | None = None) -> Setup:
                 "none: both sides run the Zoo's published hyperparameters; nothing tuned on "
                 "the benchmark seeds (>= 100)"
             )
+            if t.env_id == "CartPole-v1":
+                tuning += "; " + CARTPOLE_RERUNS
+        diffs.append(VALUE_LOSS_DIFFERENCE)
         if spec.normalize:
             diffs.append(
                 "Normalisation (Zoo 'normalize'): the peer uses SB3's VecNormalize; the "
-                "companion wraps its vector env in gymnasium's NormalizeObservation (+ clip "
-                "at +-10) and NormalizeReward (+ ClipReward +-10), the same running-statistics "
-                "scheme and gamma; both evaluate with the frozen observation statistics."
+                "companion uses benchmarks/normalize.py, SB3's arithmetic on gymnasium's "
+                "next-step autoreset (tested equal on the same stream), except that a reset "
+                "observation enters the statistics one step later; both evaluate with the "
+                "frozen observation statistics."
             )
         if spec.model_kwargs.get("use_sde"):
             diffs.append(
@@ -371,13 +431,17 @@ def setup(t: Task, budget: int | None = None) -> Setup:
                 "specifies; the companion has no gSDE and samples a diagonal Gaussian with a "
                 "state-independent learned log-std (initial 0, as SB3's default)."
             )
-        return Setup(spec, config, budget, tuning, diffs, run_companion_ppo)
-    if t.algo == "trpo":
+        run = run_companion_ppo
+    elif t.algo == "trpo":
         config = companion_trpo_config(spec, budget)
         tuning = "none: the companion's TRPO runs the Zoo's published TRPO hyperparameters mapped onto TRPOConfig"
         diffs += trpo_differences(spec)
-        return Setup(spec, config, budget, tuning, diffs, run_companion_trpo)
-    raise ValueError(f"unknown algo {t.algo!r}")
+        run = run_companion_trpo
+    else:
+        raise ValueError(f"unknown algo {t.algo!r}")
+    bc, bp = budgets(t.algo, config, spec, budget)
+    diffs.append(budget_difference(t.algo, bc, bp))
+    return Setup(spec, config, budget, tuning, diffs, run, bc, bp)
 
 
 def companion_trpo_config(spec: zoo.ZooSpec, budget: int) -> Any:
@@ -414,7 +478,11 @@ def companion_trpo_config(spec: zoo.ZooSpec, budget: int) -> Any:
 
 
 def trpo_differences(spec: zoo.ZooSpec) -> list[str]:
-    out = []
+    out = [
+        "Line search: the companion's accepts a step when the mean KL(old || new) is at most "
+        "max_kl, sb3-contrib's constrains the mean KL(new || old); the two agree to second "
+        "order in the step."
+    ]
     if spec.model_kwargs.get("use_sde"):
         out.append(
             "Exploration: the peer uses gSDE (sde_sample_freq "
@@ -517,12 +585,19 @@ def run_task(
             {"seed": seed, "companion": row["companion"], "peer": row["peer"]}
         )
         # written after every seed, so that a run stopped between seeds leaves an honest
-        # file (n_seeds = the seeds done, "complete": false)
+        # file (n_seeds = the seeds done, "complete": false); a complete file already there
+        # is kept, and the progress goes next to it (<task>.json.partial)
         results = _task_results(t, s, per_seed, quick, t_start, mach, complete=False)
-        path = _write(results, out_dir, t.name)
-    results = _task_results(t, s, per_seed, quick, t_start, mach, complete=True)
-    path = _write(results, out_dir, t.name)
+        path = _write(results, out_dir, t.name, log)
+    # complete only when the seeds run are the task's planned seeds (--seeds k < planned,
+    # or another first seed, leaves complete: false)
+    complete = [r["seed"] for r in per_seed] == t.seeds
+    results = _task_results(t, s, per_seed, quick, t_start, mach, complete=complete)
+    path = _write(results, out_dir, t.name, log)
     summary, ratio = results["summary"], results["ratio"]
+    if summary is None:
+        log(f"{t.name}: {len(per_seed)} seed, no summary; wrote {path}")
+        return results
     c, p = summary["companion"], summary["peer"]
     log(
         f"{t.name}: solved companion {c['solved']}/{c['n']}, peer {p['solved']}/{p['n']}; ratio "
@@ -532,12 +607,37 @@ def run_task(
     return results
 
 
-def _write(results: dict, out_dir: Path, name: str) -> Path:
+def _is_complete_result(path: Path) -> bool:
+    try:
+        cfg = json.loads(path.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return bool(cfg.get("complete", True)) and not cfg.get("quick", False)
+
+
+def _write(
+    results: dict, out_dir: Path, name: str, log: Callable[[str], None] = print
+) -> Path:
+    """Write ``out_dir/<name>.json``. An incomplete result never replaces a complete one
+    (it goes to ``<name>.json.partial`` instead); a complete one replacing a complete one
+    says so."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
+    complete = bool(results["config"].get("complete", True))
+    if path.exists() and _is_complete_result(path):
+        if not complete:
+            path = path.with_name(path.name + ".partial")
+        else:
+            old = json.loads(path.read_text())["config"]
+            log(
+                f"{name}: replacing the complete result in {path} "
+                f"({old.get('n_seeds')} seeds, {old.get('date')})"
+            )
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(results, indent=1))
     tmp.replace(path)
+    if complete:
+        path.with_name(path.name + ".partial").unlink(missing_ok=True)
     return path
 
 
@@ -550,7 +650,8 @@ def _task_results(
     mach: dict,
     complete: bool,
 ) -> dict:
-    summary, ratio = report.summarise(per_seed)
+    # report.summarise is THE summary; it needs two seeds for an interval (null before)
+    summary, ratio = report.summarise(per_seed) if len(per_seed) >= 2 else (None, None)
     seeds = [r["seed"] for r in per_seed]
     config = dict(
         task=t.name,
@@ -564,6 +665,8 @@ def _task_results(
         quick=bool(quick),
         budget=s.budget,
         zoo_budget=s.spec.n_timesteps,
+        budget_companion=s.budget_companion,
+        budget_peer=s.budget_peer,
         target=t.target,
         n_eval_episodes=N_EVAL_EPISODES,
         eval_seed=EVAL_SEED,
@@ -579,6 +682,38 @@ def _task_results(
         extra["env_step_cost"] = env_step_cost(t.env_id)
     config.update(provenance(t_start, mach))
     return dict(config=config, per_seed=per_seed, summary=summary, ratio=ratio, **extra)
+
+
+def resummarise(path: Path, task: str | None = None, disclose: bool = True) -> dict:
+    """Rewrite a results file's summary and ratio with ``report.summarise`` of its per-seed
+    rows (the rows are not touched). ``task`` renames the task (``config.task`` and the
+    file name). ``disclose`` refreshes the disclosures that do not depend on how the run
+    went (``differences``, ``tuning``, ``budget_companion``, ``budget_peer``) from
+    :func:`setup`, keeping the file's own normalisation sentence (its runs used whatever
+    normaliser the suite had then)."""
+    res = json.loads(path.read_text())
+    cfg = res["config"]
+    if task is not None:
+        cfg["task"] = task
+    if disclose:
+        t = task_named(cfg["task"])
+        s = setup(t, cfg["budget"])
+        old_norm = [d for d in cfg.get("differences", []) if d.startswith("Normalisation")]
+        diffs = [d for d in s.differences if not d.startswith("Normalisation")]
+        cfg.update(
+            differences=diffs[:2] + old_norm + diffs[2:],
+            tuning=s.tuning,
+            budget_companion=s.budget_companion,
+            budget_peer=s.budget_peer,
+            planned_seeds=t.n_seeds,
+            complete=[r["seed"] for r in res["per_seed"]] == t.seeds,
+        )
+    res["summary"], res["ratio"] = report.summarise(res["per_seed"])
+    out = path.with_name(f"{cfg['task']}.json")
+    out.write_text(json.dumps(res, indent=1))
+    if out != path:
+        path.unlink()
+    return res
 
 
 def _iv(iv: dict) -> str:

@@ -211,19 +211,40 @@ def sb3_model(
     return model, vec_norm
 
 
+# the Zoo's PPO keys companion_ppo_config maps onto PPOConfig, and those the runner
+# discloses instead (gSDE: the companion has none); any other key raises
+PPO_MAPPED = frozenset({
+    "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "learning_rate",
+    "clip_range", "ent_coef", "vf_coef", "max_grad_norm", "normalize_advantage",
+    "policy_kwargs",
+})
+PPO_DISCLOSED = frozenset({"use_sde", "sde_sample_freq"})
+POLICY_KWARGS_MAPPED = frozenset({"log_std_init", "ortho_init"})
+
+
 def companion_ppo_config(spec: ZooSpec, **overrides: Any) -> Any:
     """The :class:`~companion.ppo.PPOConfig` that runs the Zoo's PPO hyperparameters.
 
     ``n_minibatches = n_envs * n_steps / batch_size`` (SB3's default batch 64 when the Zoo
     omits it); ``lin_`` learning rate / clip range -> ``anneal_lr`` / ``anneal_clip``;
     ``vf_coef`` 0.5 and ``max_grad_norm`` 0.5 (SB3's defaults unless the Zoo sets them);
-    hidden layers (64, 64) as SB3's ``MlpPolicy``. Normalisation, gSDE and
-    ``policy_kwargs`` are not config fields: the runner handles or discloses them."""
+    hidden layers (64, 64) as SB3's ``MlpPolicy``; ``policy_kwargs`` ``log_std_init`` and
+    ``ortho_init``. Normalisation and gSDE are not config fields: the runner handles or
+    discloses them. Any other key (``net_arch``, ``activation_fn``, ``target_kl``,
+    ``clip_range_vf``, ...) raises ``NotImplementedError`` rather than being dropped."""
     from companion.ppo import PPOConfig
 
     if spec.algo != "ppo":
         raise ValueError(f"a PPOConfig is for PPO, not {spec.algo}")
     kw = spec.model_kwargs
+    unmapped = sorted(set(kw) - PPO_MAPPED - PPO_DISCLOSED)
+    pk = kw.get("policy_kwargs") or {}
+    unmapped += [f"policy_kwargs.{k}" for k in sorted(set(pk) - POLICY_KWARGS_MAPPED)]
+    if unmapped:
+        raise NotImplementedError(
+            f"Zoo entry ppo/{spec.env_id} sets {unmapped}, which PPOConfig cannot express "
+            "as SB3 means them; map them (or disclose them) before benchmarking this entry"
+        )
     n_steps = int(kw.get("n_steps", 2048))
     batch = spec.n_envs * n_steps
     batch_size = int(kw.get("batch_size", SB3_PPO_BATCH_SIZE))
@@ -250,10 +271,11 @@ def companion_ppo_config(spec: ZooSpec, **overrides: Any) -> Any:
         max_grad_norm=float(kw.get("max_grad_norm", 0.5)),
         hidden=(64, 64),
     )
-    pk = kw.get("policy_kwargs") or {}
     if "log_std_init" in pk:
         cfg["log_std_init"] = float(pk["log_std_init"])
     if "ortho_init" in pk:
         cfg["ortho_init"] = bool(pk["ortho_init"])
+    if "normalize_advantage" in kw:
+        cfg["norm_adv"] = bool(kw["normalize_advantage"])
     cfg.update(overrides)
     return PPOConfig(**cfg)

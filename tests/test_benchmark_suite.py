@@ -192,15 +192,41 @@ def test_zoo_to_ppoconfig_lin_schedules():
 
 
 @needs_zoo
-def test_cartpole_ppo_companion_runs_its_defaults():
+def test_cartpole_tasks_like_for_like_and_defaults():
     pytest.importorskip("stable_baselines3")
     import suite
 
     from companion.ppo import PPOConfig
 
-    s = suite.setup(tasks.task("ppo_cartpole"))
-    assert s.companion_config == PPOConfig()
-    assert s.budget == 100_000 and "seeds 5-14" in s.tuning
+    like = suite.setup(tasks.task("ppo_cartpole"))
+    spec = zoo.zoo_spec("ppo", "CartPole-v1")
+    assert like.companion_config == zoo.companion_ppo_config(spec)
+    c = like.companion_config
+    assert (c.num_envs, c.n_steps, c.n_minibatches, c.n_epochs) == (8, 32, 1, 20)
+    assert c.anneal_lr and c.anneal_clip and c.learning_rate == 1e-3
+    defaults = suite.setup(tasks.task("ppo_cartpole_defaults"))
+    assert defaults.companion_config == PPOConfig()
+    assert defaults.budget == like.budget == 100_000 and "seeds 5-14" in defaults.tuning
+    for s in (like, defaults):
+        assert "rerun" in s.tuning or "run on the benchmark seeds" in s.tuning
+
+
+@needs_zoo
+def test_budgets_of_each_side():
+    pytest.importorskip("stable_baselines3")
+    import suite
+
+    s = suite.setup(tasks.task("ppo_cartpole_defaults"))  # batch 512: floor vs ceil
+    assert s.budget_companion["updates"] == 100_000 // 512 == 195
+    assert s.budget_companion["env_step_slots"] == 195 * 512
+    assert s.budget_peer["updates"] == 391 and s.budget_peer["env_steps"] == 391 * 256
+    s = suite.setup(tasks.task("ppo_pendulum"))  # 4 x 1024: 100_000 is not a multiple
+    assert s.budget_companion["updates"] == 24 and s.budget_peer["updates"] == 25
+    assert any(d.startswith("Budget:") for d in s.differences)
+    assert any(d.startswith("Value loss:") for d in s.differences)
+    if not suite.trpo_available():
+        s = suite.setup(tasks.task("trpo_cartpole"))
+        assert any("KL(new || old)" in d for d in s.differences)
 
 
 def _committed():
@@ -211,8 +237,8 @@ def _committed():
     )
 
 
-def test_committed_summaries_are_bootstrap_cis_of_the_per_seed_values():
-    from companion.stats import bootstrap_ci
+def test_committed_summaries_are_report_summarise_of_the_per_seed_values():
+    from benchmarks import report
 
     files = [p for p in _committed() if "peer" in json.loads(p.read_text())["summary"]]
     if not files:
@@ -220,41 +246,27 @@ def test_committed_summaries_are_bootstrap_cis_of_the_per_seed_values():
     for p in files:
         r = json.loads(p.read_text())
         assert r["config"]["n_seeds"] == len(r["per_seed"]) == len(r["config"]["seeds"])
-        for side in ("companion", "peer"):
-            s = r["summary"][side]
-            assert s["n"] == len(r["per_seed"])
-            assert s["solved"] == sum(row[side]["solved"] for row in r["per_seed"])
-            for k in ("steps", "seconds", "sps"):
-                ci = bootstrap_ci(
-                    [row[side][k] for row in r["per_seed"]], statistic="median"
-                )
-                assert s[k] == pytest.approx(
-                    dict(median=ci.estimate, low=ci.low, high=ci.high)
-                ), (p.name, side, k)
-        for k in ("steps", "seconds"):
-            ci = bootstrap_ci(
-                [row["companion"][k] / row["peer"][k] for row in r["per_seed"]],
-                statistic="median",
-            )
-            assert r["ratio"][k] == pytest.approx(
-                dict(median=ci.estimate, low=ci.low, high=ci.high)
-            ), (p.name, k)
+        assert report.summary_mismatches(r) == [], p.name
 
 
-def test_summaries_of_one_seed_are_degenerate():
+def test_the_suite_summarises_with_report():
     import suite
 
-    assert suite.summarise([3.0]) == dict(median=3.0, low=3.0, high=3.0)
+    from benchmarks import report
+
+    assert not hasattr(suite, "summarise") and not hasattr(suite, "summaries")
     rows = [
         {
+            "seed": 100 + s,
             "companion": dict(steps=s, seconds=1.0, sps=1.0, solved=True),
             "peer": dict(steps=2 * s, seconds=2.0, sps=1.0, solved=bool(s % 2)),
         }
         for s in (1, 2, 3)
     ]
-    summary, ratio = suite.summaries(rows)
+    assert suite.report is report
+    summary, ratio = report.summarise(rows)
     assert summary["peer"]["solved"] == 2 and summary["companion"]["n"] == 3
-    assert ratio["steps"]["median"] == 0.5 and ratio["seconds"]["median"] == 0.5
+    assert ratio["steps"]["median"] == 0.5 and ratio["steps"]["determined"]
 
 
 @pytest.mark.skipif(
@@ -262,6 +274,8 @@ def test_summaries_of_one_seed_are_degenerate():
 )
 def test_runner_smoke(tmp_path):
     import torch
+
+    from benchmarks import report
 
     import suite
 
@@ -272,7 +286,7 @@ def test_runner_smoke(tmp_path):
                 "--tasks",
                 "ppo_cartpole",
                 "--seeds",
-                "1",
+                "2",
                 "--budget",
                 "512",
                 "--out-dir",
@@ -286,9 +300,12 @@ def test_runner_smoke(tmp_path):
     assert (
         cfg["quick"]
         and cfg["budget"] == 512
-        and cfg["seeds"] == [100]
+        and cfg["seeds"] == [100, 101]
         and cfg["planned_seeds"] == 20
+        and cfg["complete"] is False  # 2 seeds of 20
     )
+    assert cfg["budget_companion"]["updates"] == 512 // 256  # the Zoo's 8 x 32
+    assert cfg["budget_peer"]["updates"] == 2
     assert cfg["zoo_hyperparams"]["n_steps"] == 32 and cfg["machine"]["n_cpus"] >= 1
     row = r["per_seed"][0]
     for side in ("companion", "peer"):
@@ -297,6 +314,7 @@ def test_runner_smoke(tmp_path):
         assert set(res) >= {"solved", "steps", "seconds", "sps", "evaluations"}
         assert set(r["summary"][side]) == {"steps", "seconds", "sps", "solved", "n"}
     assert set(r["ratio"]) == {"steps", "seconds"}
+    assert r["summary"] == report.summarise(r["per_seed"])[0]
 
 
 def test_scaling_split_times():
@@ -318,6 +336,56 @@ def test_scaling_split_times():
         update_sps=200.0,
         total_sps=pytest.approx(200 / 3),
     )
+
+
+needs_bench = pytest.mark.skipif(
+    not (HAVE_ZOO and HAVE_SB3), reason="benchmark requirements not installed"
+)
+
+
+@needs_bench
+@pytest.mark.parametrize("name", [t.name for t in tasks.TASKS])
+def test_warm_up_runs_for_every_task(name, monkeypatch):
+    """Each task's warm-up (both sides, a few dozen steps per env) runs: it once passed
+    n_epochs to sb3-contrib's TRPO, which has none."""
+    import torch
+
+    import suite
+
+    t = tasks.task(name)
+    if t.algo == "trpo" and suite.trpo_available():
+        pytest.skip(suite.trpo_available())
+    if t.env_id.startswith("LunarLander"):
+        pytest.importorskip("Box2D")
+    calls = []
+    real_peer = suite.run_peer
+    monkeypatch.setattr(
+        suite, "run_peer", lambda *a: calls.append("peer") or real_peer(*a)
+    )
+    threads = torch.get_num_threads()
+    try:
+        suite.warm_up(t, suite.setup(t))
+    finally:
+        torch.set_num_threads(threads)
+    assert calls == ["peer"]
+
+
+def _result_file(tmp_path, complete, seeds=(100,)):
+    cfg = dict(task="ppo_cartpole", complete=complete, quick=False, n_seeds=len(seeds))
+    return dict(config=cfg, per_seed=[{"seed": s} for s in seeds])
+
+
+def test_an_incomplete_run_never_replaces_a_complete_file(tmp_path):
+    import suite
+
+    logs = []
+    full = _result_file(tmp_path, True, range(100, 120))
+    path = suite._write(full, tmp_path, "ppo_cartpole", logs.append)
+    part = suite._write(_result_file(tmp_path, False), tmp_path, "ppo_cartpole", logs.append)
+    assert part.name == "ppo_cartpole.json.partial" and path.name == "ppo_cartpole.json"
+    assert json.loads(path.read_text())["config"]["complete"] is True
+    suite._write(full, tmp_path, "ppo_cartpole", logs.append)  # a complete rerun replaces
+    assert not part.exists() and any("replacing" in m for m in logs)
 
 
 def test_warm_up_config_is_small():
@@ -531,3 +599,18 @@ def test_gymnasium_normalize_reward_is_not_vecnormalize():
         _, rg, *_ = g.step(np.zeros(1, dtype=np.int64))
         _, ro, *_ = ours.step(np.zeros(1, dtype=np.int64))
     assert not np.isclose(g.return_rms.var, ours.normalizer.ret_rms.var, rtol=0.05)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "  target_kl: 0.02\n",
+        "  clip_range_vf: 0.2\n",
+        "  policy_kwargs: \"dict(net_arch=[32, 32])\"\n",
+        "  policy_kwargs: \"dict(activation_fn=nn.ReLU)\"\n",
+    ],
+)
+def test_unmappable_zoo_keys_raise(extra):
+    text = YML.replace("  clip_range: lin_0.2\n", "  clip_range: lin_0.2\n" + extra)
+    with pytest.raises(NotImplementedError, match="PPOConfig cannot express"):
+        zoo.companion_ppo_config(zoo.zoo_spec("ppo", "CartPole-v1", text=text))
