@@ -53,7 +53,9 @@ class RunningMeanStd:
         self.count = float(epsilon)
 
     def update(self, batch: np.ndarray) -> None:
-        batch = np.asarray(batch)  # float32 observations averaged in float32, as SB3 does
+        batch = np.asarray(
+            batch
+        )  # float32 observations averaged in float32, as SB3 does
         n = batch.shape[0]
         if n == 0:
             return
@@ -97,7 +99,9 @@ class Normalizer:
     def normalize_obs(self, obs: np.ndarray) -> np.ndarray:
         if not self.norm_obs:
             return np.asarray(obs)
-        z = (np.asarray(obs) - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + self.epsilon)
+        z = (np.asarray(obs) - self.obs_rms.mean) / np.sqrt(
+            self.obs_rms.var + self.epsilon
+        )
         return np.clip(z, -self.clip_obs, self.clip_obs)
 
     def normalize_reward(self, reward: np.ndarray) -> np.ndarray:
@@ -124,7 +128,9 @@ class Normalizer:
         """``VecNormalize.step_wait`` on one batch; returns ``(normalised obs, normalised reward)``."""
         n = len(self.returns)
         valid = np.ones(n, bool) if valid is None else np.asarray(valid, bool)
-        obs_stats = np.ones(n, bool) if obs_stats is None else np.asarray(obs_stats, bool)
+        obs_stats = (
+            np.ones(n, bool) if obs_stats is None else np.asarray(obs_stats, bool)
+        )
         dones = np.asarray(dones, bool) & valid
         obs = np.asarray(obs)
         if self.training and self.norm_obs:
@@ -142,7 +148,11 @@ class Normalizer:
         """Observation normalisation with the statistics as they are now (for evaluation)."""
         if not self.norm_obs:
             return lambda o: o
-        mean, std, c = self.obs_rms.mean.copy(), np.sqrt(self.obs_rms.var + self.epsilon), self.clip_obs
+        mean, std, c = (
+            self.obs_rms.mean.copy(),
+            np.sqrt(self.obs_rms.var + self.epsilon),
+            self.clip_obs,
+        )
         return lambda o: np.clip((o - mean) / std, -c, c)
 
 
@@ -182,7 +192,9 @@ def VecNormalize(envs: Any, **kwargs: Any) -> Any:
             dones = (np.asarray(term) | np.asarray(trunc)) & valid
             # a final observation is not added (SB3 keeps it out of the statistics); the
             # reset observation on the next (reset) step is
-            out_obs, out_rew = self.normalizer.step(obs, reward, dones, valid, obs_stats=~dones)
+            out_obs, out_rew = self.normalizer.step(
+                obs, reward, dones, valid, obs_stats=~dones
+            )
             self._reset_step = dones
             out_obs = out_obs.astype(np.asarray(obs).dtype, copy=False)
             return out_obs, out_rew.astype(np.float64, copy=False), term, trunc, info

@@ -15,8 +15,16 @@ The peer runs the RL Zoo's published hyperparameters, read from the installed ``
 package's ``hyperparams/*.yml`` (``benchmarks/zoo.py``), built as the Zoo builds them and
 trained with ``learn(total_timesteps=n_timesteps)``, so that its schedules anneal as
 published. The companion runs the same hyperparameters mapped onto its config
-(``zoo.companion_ppo_config``), except PPO on CartPole, where it runs ``PPOConfig()``:
-its defaults were tuned on that task on seeds 5-14, and the benchmark seeds start at 100.
+(``zoo.companion_ppo_config``, which raises on an entry it cannot map), except in
+``ppo_cartpole_defaults``, where it runs its own ``PPOConfig()`` defaults (tuned on
+CartPole on seeds 5-14; the benchmark seeds start at 100) against the same SB3 runs.
+Where the Zoo normalises, the companion's env is wrapped in ``benchmarks/normalize.py``,
+SB3's ``VecNormalize`` arithmetic on gymnasium's next-step autoreset.
+
+A file is ``"complete": true`` only when the seeds run are the task's planned seeds;
+``--seeds k`` with fewer seeds writes ``complete: false``, and an incomplete result never
+replaces a complete file (it goes to ``<task>.json.partial`` beside it). Summaries are
+``benchmarks/report.py``'s ``summarise``.
 
 The measure (the protocol of the first CartPole benchmark, kept for every task). Both
 clocks start before the learner builds its environments and networks. After *every*
@@ -338,7 +346,9 @@ CARTPOLE_RERUNS = (
 )
 
 
-def budgets(algo: str, config: Any, spec: zoo.ZooSpec, budget: int) -> tuple[dict, dict]:
+def budgets(
+    algo: str, config: Any, spec: zoo.ZooSpec, budget: int
+) -> tuple[dict, dict]:
     """Updates and env steps each side can take within ``budget``: ``(companion, peer)``.
 
     The companion's PPO runs ``floor(budget / batch)`` updates and its batch counts every
@@ -698,7 +708,9 @@ def resummarise(path: Path, task: str | None = None, disclose: bool = True) -> d
     if disclose:
         t = task_named(cfg["task"])
         s = setup(t, cfg["budget"])
-        old_norm = [d for d in cfg.get("differences", []) if d.startswith("Normalisation")]
+        old_norm = [
+            d for d in cfg.get("differences", []) if d.startswith("Normalisation")
+        ]
         diffs = [d for d in s.differences if not d.startswith("Normalisation")]
         cfg.update(
             differences=diffs[:2] + old_norm + diffs[2:],
@@ -734,9 +746,32 @@ def _jsonable(x: Any) -> Any:
 
 # --------------------------------------------------------------------------- scaling
 SCALING_N_STEPS, SCALING_EPOCHS, SCALING_MINIBATCHES, SCALING_TIMED = 128, 4, 4, 3
+SCALING_REPEATS = (
+    5  # fresh runs per point (each: one untimed update, then SCALING_TIMED timed)
+)
+SCALING_SYNC_ENVS = ("CartPole-v1",)  # envs with a NumPy-vectorised implementation
 
 
-def scale_companion(env_id: str, num_envs: int, seed: int = 0) -> dict:
+def sync_vector_env(env_id: str, num_envs: int) -> Callable[[Any], Any]:
+    """A ``wrap_env`` for ``train_ppo`` that swaps the vector env it was given for a
+    ``gymnasium.vector.SyncVectorEnv`` of Python copies (next-step autoreset, as
+    ``make_vector_env`` builds for environments without a vectorised implementation); the
+    collector resets it with the run's seed."""
+    import gymnasium as gym
+
+    def wrap(envs: Any) -> Any:
+        envs.close()
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
+
+    return wrap
+
+
+def scale_companion(
+    env_id: str, num_envs: int, seed: int = 0, sync: bool = False
+) -> dict:
+    """One fresh run of the companion's PPO: one untimed update, then ``SCALING_TIMED``
+    timed ones. ``sync``: on a SyncVectorEnv of Python copies instead of gymnasium's
+    vectorised implementation (CartPole)."""
     from companion.ppo import PPOConfig, train_ppo
 
     batch = num_envs * SCALING_N_STEPS
@@ -754,6 +789,7 @@ def scale_companion(env_id: str, num_envs: int, seed: int = 0) -> dict:
         cfg,
         seed=seed,
         progress=False,
+        wrap_env=sync_vector_env(env_id, num_envs) if sync else None,
         on_rollout=lambda agent, ro: marks.append(("rollout", time.perf_counter())),
         callback=lambda agent, steps: (
             marks.append(("update", time.perf_counter())) or False
@@ -820,26 +856,62 @@ def _split_times(marks: list[tuple[str, float]], batch: int) -> dict:
     )
 
 
+SCALING_KEYS = ("rollout_sps", "update_sps", "total_sps")
+
+
+def scaling_row(env_id: str, library: str, num_envs: int, repeats: list[dict]) -> dict:
+    """One row of scaling.json: the median of each rate over the repeats, and the repeats."""
+    row = dict(
+        env_id=env_id,
+        library=library,
+        num_envs=num_envs,
+        env_steps=repeats[0]["env_steps"],
+    )
+    for k in SCALING_KEYS:
+        row[k] = float(np.median([r[k] for r in repeats]))
+    for k in SCALING_KEYS:
+        row[f"{k}_all"] = [float(r[k]) for r in repeats]
+    row["repeats"] = len(repeats)
+    return row
+
+
 def run_scaling(
     out_file: Path,
     num_envs: tuple[int, ...] = SCALING_NUM_ENVS,
     envs: tuple[str, ...] = SCALING_ENVS,
     quick: bool = False,
+    repeats: int = SCALING_REPEATS,
     log: Callable[[str], None] = print,
 ) -> dict:
     mach = machine()
     t_start = time.perf_counter()
     scale_companion("CartPole-v1", 2)  # warm-up, untimed
+    scale_companion("CartPole-v1", 2, sync=True)
     scale_peer("CartPole-v1", 2)
     rows = []
     for env_id in envs:
+        libs = [
+            ("companion", lambda e, n: scale_companion(e, n)),
+            ("peer", scale_peer),
+        ]
+        if env_id in SCALING_SYNC_ENVS:
+            libs.insert(
+                1, ("companion_sync", lambda e, n: scale_companion(e, n, sync=True))
+            )
         for n in num_envs:
-            for lib, fn in (("companion", scale_companion), ("peer", scale_peer)):
-                r = dict(env_id=env_id, library=lib, num_envs=n, **fn(env_id, n))
+            reps: dict[str, list[dict]] = {lib: [] for lib, _ in libs}
+            for i in range(
+                repeats
+            ):  # interleaved, so that slow spells hit every library
+                for lib, fn in libs if i % 2 == 0 else libs[::-1]:
+                    reps[lib].append(fn(env_id, n))
+            for lib, _ in libs:
+                r = scaling_row(env_id, lib, n, reps[lib])
                 rows.append(r)
                 log(
-                    f"scaling {env_id} {lib:<9} num_envs={n:>3} rollout {r['rollout_sps']:8.0f} "
-                    f"update {r['update_sps']:8.0f} total {r['total_sps']:8.0f} steps/s"
+                    f"scaling {env_id} {lib:<14} num_envs={n:>3} rollout {r['rollout_sps']:8.0f} "
+                    f"update {r['update_sps']:8.0f} total {r['total_sps']:8.0f} steps/s "
+                    f"(median of {repeats})"
                 )
     config = dict(
         task="scaling",
@@ -851,13 +923,27 @@ def run_scaling(
         n_minibatches=SCALING_MINIBATCHES,
         warmup_updates=1,
         timed_updates=SCALING_TIMED,
+        repeats=repeats,
         num_envs=list(num_envs),
         env_ids=list(envs),
+        sync_env_ids=[e for e in envs if e in SCALING_SYNC_ENVS],
         note=(
-            "fixed settings for both libraries (MLP 64x64, n_steps 128 per env, 4 epochs of 4 "
-            "minibatches, constant lr); rollout = collecting the batch (SB3: including its "
-            "GAE, computed at the end of collect_rollouts; companion: GAE is in the update); "
-            "update = the rest until the next rollout; first update untimed"
+            "Fixed settings for both libraries (MLP 64x64, n_steps "
+            f"{SCALING_N_STEPS} per env, {SCALING_EPOCHS} epochs of {SCALING_MINIBATCHES} "
+            "minibatches, constant lr). Each point is "
+            f"{repeats} fresh runs (interleaved across libraries); each run's first update "
+            f"is untimed and its next {SCALING_TIMED} are timed; a row holds the median over "
+            "the runs of each rate and the runs' rates (*_all). Timed on each side: rollout "
+            "= collecting the batch (companion: policy sampling, value of every observation "
+            "and env stepping on gymnasium's vector API; SB3: the same on a DummyVecEnv of "
+            "Monitor-wrapped Python copies, plus its GAE, computed at the end of "
+            "collect_rollouts); update = the rest until the next rollout (companion: GAE, "
+            "the epochs of minibatch steps, its per-update diagnostics; SB3: its train() "
+            "and logging). library 'companion' steps CartPole with gymnasium's NumPy-"
+            "vectorised CartPole (one computation for all copies) and Pendulum with a "
+            "SyncVectorEnv; 'companion_sync' steps CartPole with a SyncVectorEnv of Python "
+            "copies, like SB3's DummyVecEnv, so that the rollout rates compare the learners "
+            "rather than the environment implementation."
         ),
     )
     config.update(provenance(t_start, mach))
@@ -887,7 +973,8 @@ def main(argv: list[str] | None = None) -> None:
         "--seeds",
         type=int,
         default=None,
-        help="seeds per task (from 100 on); default: the task's",
+        help="seeds per task (from 100 on); default: the task's planned seeds; fewer give "
+        "complete: false, which never replaces a complete file",
     )
     parser.add_argument(
         "--budget",

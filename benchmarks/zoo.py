@@ -213,11 +213,22 @@ def sb3_model(
 
 # the Zoo's PPO keys companion_ppo_config maps onto PPOConfig, and those the runner
 # discloses instead (gSDE: the companion has none); any other key raises
-PPO_MAPPED = frozenset({
-    "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "learning_rate",
-    "clip_range", "ent_coef", "vf_coef", "max_grad_norm", "normalize_advantage",
-    "policy_kwargs",
-})
+PPO_MAPPED = frozenset(
+    {
+        "n_steps",
+        "batch_size",
+        "n_epochs",
+        "gamma",
+        "gae_lambda",
+        "learning_rate",
+        "clip_range",
+        "ent_coef",
+        "vf_coef",
+        "max_grad_norm",
+        "normalize_advantage",
+        "policy_kwargs",
+    }
+)
 PPO_DISCLOSED = frozenset({"use_sde", "sde_sample_freq"})
 POLICY_KWARGS_MAPPED = frozenset({"log_std_init", "ortho_init"})
 

@@ -381,10 +381,14 @@ def test_an_incomplete_run_never_replaces_a_complete_file(tmp_path):
     logs = []
     full = _result_file(tmp_path, True, range(100, 120))
     path = suite._write(full, tmp_path, "ppo_cartpole", logs.append)
-    part = suite._write(_result_file(tmp_path, False), tmp_path, "ppo_cartpole", logs.append)
+    part = suite._write(
+        _result_file(tmp_path, False), tmp_path, "ppo_cartpole", logs.append
+    )
     assert part.name == "ppo_cartpole.json.partial" and path.name == "ppo_cartpole.json"
     assert json.loads(path.read_text())["config"]["complete"] is True
-    suite._write(full, tmp_path, "ppo_cartpole", logs.append)  # a complete rerun replaces
+    suite._write(
+        full, tmp_path, "ppo_cartpole", logs.append
+    )  # a complete rerun replaces
     assert not part.exists() and any("replacing" in m for m in logs)
 
 
@@ -403,14 +407,38 @@ def test_warm_up_config_is_small():
 # sb3-contrib's defaults where the Zoo is silent
 EXPECTED_TRPO = {
     "trpo_cartpole": dict(
-        num_envs=2, n_steps=512, total_timesteps=100_000, vf_batch_size=512, damping=1e-3,
-        gae_lambda=0.98, gamma=0.99, vf_lr=1e-3, vf_epochs=20, cg_iters=15, max_kl=0.01,
-        line_search_shrink=0.8, line_search_max_iter=10, adam_eps=1e-5, ortho_init=True,
+        num_envs=2,
+        n_steps=512,
+        total_timesteps=100_000,
+        vf_batch_size=512,
+        damping=1e-3,
+        gae_lambda=0.98,
+        gamma=0.99,
+        vf_lr=1e-3,
+        vf_epochs=20,
+        cg_iters=15,
+        max_kl=0.01,
+        line_search_shrink=0.8,
+        line_search_max_iter=10,
+        adam_eps=1e-5,
+        ortho_init=True,
     ),
     "trpo_pendulum": dict(
-        num_envs=2, n_steps=1024, total_timesteps=100_000, vf_batch_size=128, damping=0.1,
-        gae_lambda=0.95, gamma=0.9, vf_lr=1e-3, vf_epochs=15, cg_iters=15, max_kl=0.01,
-        line_search_shrink=0.8, line_search_max_iter=10, adam_eps=1e-5, ortho_init=True,
+        num_envs=2,
+        n_steps=1024,
+        total_timesteps=100_000,
+        vf_batch_size=128,
+        damping=0.1,
+        gae_lambda=0.95,
+        gamma=0.9,
+        vf_lr=1e-3,
+        vf_epochs=15,
+        cg_iters=15,
+        max_kl=0.01,
+        line_search_shrink=0.8,
+        line_search_max_iter=10,
+        adam_eps=1e-5,
+        ortho_init=True,
     ),
 }
 
@@ -453,7 +481,12 @@ def _replay_vec_env(obs, rewards, dones):
         def step_wait(self):
             self.t += 1
             infos = [{} for _ in range(n)]
-            return obs[self.t].copy(), rewards[self.t - 1].copy(), dones[self.t - 1].copy(), infos
+            return (
+                obs[self.t].copy(),
+                rewards[self.t - 1].copy(),
+                dones[self.t - 1].copy(),
+                infos,
+            )
 
         def close(self):
             pass
@@ -482,7 +515,9 @@ def test_normalizer_is_vecnormalize_on_the_same_stream(kwargs):
 
     rng = np.random.default_rng(0)
     T, n, d = 300, 4, 3
-    obs = (rng.normal(size=(T + 1, n, d)) * [1.0, 5.0, 0.1] + [0.0, 3.0, -1.0]).astype(np.float32)
+    obs = (rng.normal(size=(T + 1, n, d)) * [1.0, 5.0, 0.1] + [0.0, 3.0, -1.0]).astype(
+        np.float32
+    )
     rewards = (rng.normal(size=(T, n)) - 1.0).astype(np.float32)
     dones = rng.random((T, n)) < 0.05
     sb3 = VecNormalize(_replay_vec_env(obs, rewards, dones), **kwargs)
@@ -499,7 +534,9 @@ def test_normalizer_is_vecnormalize_on_the_same_stream(kwargs):
     np.testing.assert_allclose(ours.obs_rms.var, sb3.obs_rms.var, rtol=1e-6)
     np.testing.assert_allclose(ours.ret_rms.var, sb3.ret_rms.var, rtol=1e-6)
     frozen = ours.frozen()
-    np.testing.assert_allclose(frozen(obs[5]), sb3.normalize_obs(obs[5]), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        frozen(obs[5]), sb3.normalize_obs(obs[5]), rtol=1e-6, atol=1e-6
+    )
 
 
 def _toy_env_class():
@@ -518,7 +555,9 @@ def _toy_env_class():
             self.lengths, self.episode, self.t = lengths, 0, 0
 
         def _obs(self):
-            return (self.rng.normal(size=2) * [2.0, 0.5] + [1.0, -3.0]).astype(np.float32)
+            return (self.rng.normal(size=2) * [2.0, 0.5] + [1.0, -3.0]).astype(
+                np.float32
+            )
 
         def reset(self, *, seed=None, options=None):
             self.t = 0
@@ -550,9 +589,12 @@ def test_vecnormalize_wrapper_matches_sb3_through_autoresets(n, lengths):
 
     Toy = _toy_env_class()
     ours = normalize.VecNormalize(
-        gym.vector.SyncVectorEnv([lambda k=k: Toy(k, lengths) for k in range(n)]), gamma=0.95
+        gym.vector.SyncVectorEnv([lambda k=k: Toy(k, lengths) for k in range(n)]),
+        gamma=0.95,
     )
-    sb3 = SB3VecNormalize(DummyVecEnv([lambda k=k: Toy(k, lengths) for k in range(n)]), gamma=0.95)
+    sb3 = SB3VecNormalize(
+        DummyVecEnv([lambda k=k: Toy(k, lengths) for k in range(n)]), gamma=0.95
+    )
     o, _ = ours.reset()
     np.testing.assert_allclose(o, sb3.reset(), rtol=1e-5, atol=1e-5)
     a = np.zeros(n, dtype=np.int64)
@@ -569,7 +611,9 @@ def test_vecnormalize_wrapper_matches_sb3_through_autoresets(n, lengths):
         o_sb3, r_sb3, dones, infos = sb3.step_wait()
         np.testing.assert_array_equal(term | trunc, dones)
         np.testing.assert_allclose(r, r_sb3, rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(ours.normalizer.returns, sb3.returns, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            ours.normalizer.returns, sb3.returns, rtol=1e-6, atol=1e-6
+        )
         if dones.any():
             assert dones.all()  # the copies end together here
             reset_next = True
@@ -577,7 +621,9 @@ def test_vecnormalize_wrapper_matches_sb3_through_autoresets(n, lengths):
             np.testing.assert_allclose(o, o_sb3, rtol=1e-5, atol=1e-5)
             np.testing.assert_allclose(ours.obs_rms.mean, sb3.obs_rms.mean, rtol=1e-6)
             np.testing.assert_allclose(ours.obs_rms.var, sb3.obs_rms.var, rtol=1e-6)
-            np.testing.assert_allclose(ours.normalizer.ret_rms.var, sb3.ret_rms.var, rtol=1e-6)
+            np.testing.assert_allclose(
+                ours.normalizer.ret_rms.var, sb3.ret_rms.var, rtol=1e-6
+            )
             compared += 1
     assert reset_steps >= 8 and compared >= 60
 
@@ -592,7 +638,10 @@ def test_gymnasium_normalize_reward_is_not_vecnormalize():
 
     Toy = _toy_env_class()
     make = lambda: gym.vector.SyncVectorEnv([lambda: Toy(0, (5,))])  # noqa: E731
-    g, ours = NormalizeReward(make(), gamma=0.99), normalize.VecNormalize(make(), gamma=0.99)
+    g, ours = (
+        NormalizeReward(make(), gamma=0.99),
+        normalize.VecNormalize(make(), gamma=0.99),
+    )
     g.reset(seed=0)
     ours.reset(seed=0)
     for _ in range(200):
@@ -606,11 +655,45 @@ def test_gymnasium_normalize_reward_is_not_vecnormalize():
     [
         "  target_kl: 0.02\n",
         "  clip_range_vf: 0.2\n",
-        "  policy_kwargs: \"dict(net_arch=[32, 32])\"\n",
-        "  policy_kwargs: \"dict(activation_fn=nn.ReLU)\"\n",
+        '  policy_kwargs: "dict(net_arch=[32, 32])"\n',
+        '  policy_kwargs: "dict(activation_fn=nn.ReLU)"\n',
     ],
 )
 def test_unmappable_zoo_keys_raise(extra):
     text = YML.replace("  clip_range: lin_0.2\n", "  clip_range: lin_0.2\n" + extra)
     with pytest.raises(NotImplementedError, match="PPOConfig cannot express"):
         zoo.companion_ppo_config(zoo.zoo_spec("ppo", "CartPole-v1", text=text))
+
+
+@needs_bench
+def test_scaling_rows_have_medians_repeats_and_companion_sync(tmp_path):
+    import gymnasium as gym
+    import torch
+
+    import suite
+
+    from companion.rollout import make_vector_env
+
+    envs = suite.sync_vector_env("CartPole-v1", 2)(make_vector_env("CartPole-v1", 2, 0))
+    assert isinstance(envs, gym.vector.SyncVectorEnv)
+    threads = torch.get_num_threads()
+    try:
+        out = suite.run_scaling(
+            tmp_path / "scaling.json",
+            num_envs=(2,),
+            envs=("CartPole-v1",),
+            repeats=2,
+            log=lambda m: None,
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["library"] for r in out["rows"]] == [
+        "companion",
+        "companion_sync",
+        "peer",
+    ]
+    for r in out["rows"]:
+        assert r["repeats"] == 2 and len(r["total_sps_all"]) == 2
+        assert r["total_sps"] == pytest.approx(np.median(r["total_sps_all"]))
+        assert r["env_steps"] == 2 * suite.SCALING_N_STEPS * suite.SCALING_TIMED
+    assert "companion_sync" in out["config"]["note"] and out["config"]["repeats"] == 2
