@@ -580,6 +580,9 @@ def run_task(
         results = _task_results(t, s, per_seed, quick, t_start, mach, complete=False)
         path = _write(results, out_dir, t.name)
         longest = max(longest, time.perf_counter() - t_seed)
+    if not per_seed:
+        log(f"{t.name}: no seed run, nothing written")
+        return {}
     results = _task_results(t, s, per_seed, quick, t_start, mach, complete=True)
     if stopped:
         results["config"]["stopped_early"] = stopped

@@ -335,14 +335,38 @@ def test_warm_up_config_is_small():
 # sb3-contrib's defaults where the Zoo is silent
 EXPECTED_TRPO = {
     "trpo_cartpole": dict(
-        num_envs=2, n_steps=512, total_timesteps=100_000, vf_batch_size=512, damping=1e-3,
-        gae_lambda=0.98, gamma=0.99, vf_lr=1e-3, vf_epochs=20, cg_iters=15, max_kl=0.01,
-        line_search_shrink=0.8, line_search_max_iter=10, adam_eps=1e-5, ortho_init=True,
+        num_envs=2,
+        n_steps=512,
+        total_timesteps=100_000,
+        vf_batch_size=512,
+        damping=1e-3,
+        gae_lambda=0.98,
+        gamma=0.99,
+        vf_lr=1e-3,
+        vf_epochs=20,
+        cg_iters=15,
+        max_kl=0.01,
+        line_search_shrink=0.8,
+        line_search_max_iter=10,
+        adam_eps=1e-5,
+        ortho_init=True,
     ),
     "trpo_pendulum": dict(
-        num_envs=2, n_steps=1024, total_timesteps=100_000, vf_batch_size=128, damping=0.1,
-        gae_lambda=0.95, gamma=0.9, vf_lr=1e-3, vf_epochs=15, cg_iters=15, max_kl=0.01,
-        line_search_shrink=0.8, line_search_max_iter=10, adam_eps=1e-5, ortho_init=True,
+        num_envs=2,
+        n_steps=1024,
+        total_timesteps=100_000,
+        vf_batch_size=128,
+        damping=0.1,
+        gae_lambda=0.95,
+        gamma=0.9,
+        vf_lr=1e-3,
+        vf_epochs=15,
+        cg_iters=15,
+        max_kl=0.01,
+        line_search_shrink=0.8,
+        line_search_max_iter=10,
+        adam_eps=1e-5,
+        ortho_init=True,
     ),
 }
 
@@ -359,3 +383,24 @@ def test_zoo_to_trpoconfig(name):
     for k, v in EXPECTED_TRPO[name].items():
         assert getattr(cfg, k) == pytest.approx(v), k
     assert cfg.env_id == t.env_id and cfg.hidden == (64, 64)
+
+
+@pytest.mark.skipif(
+    not (HAVE_ZOO and HAVE_SB3), reason="benchmark requirements not installed"
+)
+def test_a_passed_deadline_runs_no_seed(tmp_path):
+    import time
+
+    import suite
+
+    out = suite.run_task(
+        tasks.task("ppo_cartpole"),
+        [100],
+        True,
+        tmp_path,
+        budget=512,
+        warmup=False,
+        log=lambda m: None,
+        deadline=time.time() - 1,
+    )
+    assert out == {} and not list(tmp_path.iterdir())
