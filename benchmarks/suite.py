@@ -567,15 +567,30 @@ def run_task(
     budget: int | None = None,
     warmup: bool = True,
     log: Callable[[str], None] = print,
+    deadline: float | None = None,
 ) -> dict:
-    """Run one task over ``seeds``, write ``out_dir/<task>.json`` and return the results."""
+    """Run one task over ``seeds``, write ``out_dir/<task>.json`` and return the results.
+
+    ``deadline`` (a ``time.time()``): no seed is started when the longest seed so far
+    would end after it; the file then holds the seeds done (``n_seeds``) and says why
+    (``stopped_early``)."""
     mach = machine()
     t_start = time.perf_counter()
     s = setup(t, budget)
     if warmup:
         warm_up(t, s)
     per_seed = []
+    longest, stopped = 0.0, None
     for i, seed in enumerate(seeds):
+        if deadline is not None and time.time() + longest > deadline:
+            stopped = (
+                f"deadline: {len(per_seed)} of {len(seeds)} seeds run; the next seed "
+                f"(up to {longest:.0f} s, the longest so far) would have ended after "
+                f"{datetime.datetime.fromtimestamp(deadline, datetime.timezone.utc):%H:%M} UTC"
+            )
+            log(f"{t.name}: stopped, {stopped}")
+            break
+        t_seed = time.perf_counter()
         sides = [
             (
                 "companion",
@@ -599,10 +614,16 @@ def run_task(
         # is kept, and the progress goes next to it (<task>.json.partial)
         results = _task_results(t, s, per_seed, quick, t_start, mach, complete=False)
         path = _write(results, out_dir, t.name, log)
+        longest = max(longest, time.perf_counter() - t_seed)
+    if not per_seed:
+        log(f"{t.name}: no seed run, nothing written")
+        return {}
     # complete only when the seeds run are the task's planned seeds (--seeds k < planned,
-    # or another first seed, leaves complete: false)
+    # another first seed, or a run stopped by --deadline leaves complete: false)
     complete = [r["seed"] for r in per_seed] == t.seeds
     results = _task_results(t, s, per_seed, quick, t_start, mach, complete=complete)
+    if stopped:
+        results["config"]["stopped_early"] = stopped
     path = _write(results, out_dir, t.name, log)
     summary, ratio = results["summary"], results["ratio"]
     if summary is None:
@@ -989,6 +1010,11 @@ def main(argv: list[str] | None = None) -> None:
         help="first seed (default 100); below 100 the run is marked quick (cost measurements)",
     )
     parser.add_argument(
+        "--deadline",
+        default=None,
+        help="HH:MM (UTC, today): start no seed that would end after it (fewer seeds, recorded)",
+    )
+    parser.add_argument(
         "--out-dir",
         type=Path,
         default=None,
@@ -1008,6 +1034,11 @@ def main(argv: list[str] | None = None) -> None:
     off_seeds = args.first_seed is not None and args.first_seed < FIRST_SEED
     quick = args.quick or args.budget is not None or off_seeds
     out_dir = args.out_dir or (QUICK_DIR if quick else RESULTS_DIR)
+    deadline = None
+    if args.deadline:
+        hh, mm = (int(x) for x in args.deadline.split(":"))
+        now = datetime.datetime.now(datetime.timezone.utc)
+        deadline = now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     for n in selected:
@@ -1033,6 +1064,7 @@ def main(argv: list[str] | None = None) -> None:
             out_dir,
             budget=args.budget,
             log=lambda m: print(m, flush=True),
+            deadline=deadline,
         )
     print(f"suite: {time.perf_counter() - t0:.0f} s", flush=True)
 

@@ -697,3 +697,24 @@ def test_scaling_rows_have_medians_repeats_and_companion_sync(tmp_path):
         assert r["total_sps"] == pytest.approx(np.median(r["total_sps_all"]))
         assert r["env_steps"] == 2 * suite.SCALING_N_STEPS * suite.SCALING_TIMED
     assert "companion_sync" in out["config"]["note"] and out["config"]["repeats"] == 2
+
+
+@pytest.mark.skipif(
+    not (HAVE_ZOO and HAVE_SB3), reason="benchmark requirements not installed"
+)
+def test_a_passed_deadline_runs_no_seed(tmp_path):
+    import time
+
+    import suite
+
+    out = suite.run_task(
+        tasks.task("ppo_cartpole"),
+        [100],
+        True,
+        tmp_path,
+        budget=512,
+        warmup=False,
+        log=lambda m: None,
+        deadline=time.time() - 1,
+    )
+    assert out == {} and not list(tmp_path.iterdir())
