@@ -788,18 +788,22 @@ def sync_vector_env(env_id: str, num_envs: int) -> Callable[[Any], Any]:
 
 
 def scale_companion(
-    env_id: str, num_envs: int, seed: int = 0, sync: bool = False
+    env_id: str,
+    num_envs: int,
+    seed: int = 0,
+    sync: bool = False,
+    n_steps: int = SCALING_N_STEPS,
 ) -> dict:
     """One fresh run of the companion's PPO: one untimed update, then ``SCALING_TIMED``
     timed ones. ``sync``: on a SyncVectorEnv of Python copies instead of gymnasium's
     vectorised implementation (CartPole)."""
     from companion.ppo import PPOConfig, train_ppo
 
-    batch = num_envs * SCALING_N_STEPS
+    batch = num_envs * n_steps
     cfg = PPOConfig(
         total_timesteps=batch * (1 + SCALING_TIMED),
         num_envs=num_envs,
-        n_steps=SCALING_N_STEPS,
+        n_steps=n_steps,
         n_epochs=SCALING_EPOCHS,
         n_minibatches=SCALING_MINIBATCHES,
         anneal_lr=False,
@@ -819,12 +823,14 @@ def scale_companion(
     return _split_times(marks, batch)
 
 
-def scale_peer(env_id: str, num_envs: int, seed: int = 0) -> dict:
+def scale_peer(
+    env_id: str, num_envs: int, seed: int = 0, n_steps: int = SCALING_N_STEPS
+) -> dict:
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
-    batch = num_envs * SCALING_N_STEPS
+    batch = num_envs * n_steps
     marks: list[tuple[str, float]] = []
 
     class Marks(BaseCallback):
@@ -844,7 +850,7 @@ def scale_peer(env_id: str, num_envs: int, seed: int = 0) -> dict:
     model = PPO(
         "MlpPolicy",
         env,
-        n_steps=SCALING_N_STEPS,
+        n_steps=n_steps,
         batch_size=batch // SCALING_MINIBATCHES,
         n_epochs=SCALING_EPOCHS,
         seed=seed,
@@ -902,6 +908,7 @@ def run_scaling(
     envs: tuple[str, ...] = SCALING_ENVS,
     quick: bool = False,
     repeats: int = SCALING_REPEATS,
+    n_steps: int = SCALING_N_STEPS,
     log: Callable[[str], None] = print,
 ) -> dict:
     mach = machine()
@@ -912,12 +919,16 @@ def run_scaling(
     rows = []
     for env_id in envs:
         libs = [
-            ("companion", lambda e, n: scale_companion(e, n)),
-            ("peer", scale_peer),
+            ("companion", lambda e, n: scale_companion(e, n, n_steps=n_steps)),
+            ("peer", lambda e, n: scale_peer(e, n, n_steps=n_steps)),
         ]
         if env_id in SCALING_SYNC_ENVS:
             libs.insert(
-                1, ("companion_sync", lambda e, n: scale_companion(e, n, sync=True))
+                1,
+                (
+                    "companion_sync",
+                    lambda e, n: scale_companion(e, n, sync=True, n_steps=n_steps),
+                ),
             )
         for n in num_envs:
             reps: dict[str, list[dict]] = {lib: [] for lib, _ in libs}
@@ -939,7 +950,7 @@ def run_scaling(
         algo="ppo",
         peer="Stable-Baselines3 PPO",
         quick=quick,
-        n_steps=SCALING_N_STEPS,
+        n_steps=n_steps,
         n_epochs=SCALING_EPOCHS,
         n_minibatches=SCALING_MINIBATCHES,
         warmup_updates=1,
@@ -950,7 +961,7 @@ def run_scaling(
         sync_env_ids=[e for e in envs if e in SCALING_SYNC_ENVS],
         note=(
             "Fixed settings for both libraries (MLP 64x64, n_steps "
-            f"{SCALING_N_STEPS} per env, {SCALING_EPOCHS} epochs of {SCALING_MINIBATCHES} "
+            f"{n_steps} per env, {SCALING_EPOCHS} epochs of {SCALING_MINIBATCHES} "
             "minibatches, constant lr). Each point is "
             f"{repeats} fresh runs (interleaved across libraries); each run's first update "
             f"is untimed and its next {SCALING_TIMED} are timed; a row holds the median over "
@@ -1015,6 +1026,12 @@ def main(argv: list[str] | None = None) -> None:
         help="HH:MM (UTC, today): start no seed that would end after it (fewer seeds, recorded)",
     )
     parser.add_argument(
+        "--scaling-n-steps",
+        type=int,
+        default=SCALING_N_STEPS,
+        help=f"steps per env per rollout in the scaling table (default {SCALING_N_STEPS})",
+    )
+    parser.add_argument(
         "--out-dir",
         type=Path,
         default=None,
@@ -1043,7 +1060,11 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     for n in selected:
         if n == "scaling":
-            run_scaling(out_dir / SCALING_FILE.name, quick=quick)
+            run_scaling(
+                out_dir / SCALING_FILE.name,
+                quick=quick,
+                n_steps=args.scaling_n_steps,
+            )
             continue
         t = task_named(n)
         missing = trpo_available() if t.algo == "trpo" else None
