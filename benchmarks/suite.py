@@ -458,7 +458,10 @@ def companion_trpo_config(spec: zoo.ZooSpec, budget: int) -> Any:
 
 
 def trpo_differences(spec: zoo.ZooSpec) -> list[str]:
-    out = []
+    out = [
+        "Trust region: sb3-contrib's line search bounds the mean KL(pi_new || pi_old), the "
+        "companion's KL(pi_old || pi_new) (equal to second order; same max_kl / target_kl)."
+    ]
     if spec.model_kwargs.get("use_sde"):
         out.append(
             "Exploration: the peer uses gSDE (sde_sample_freq "
