@@ -10,7 +10,9 @@
 #                      run before make book, the HTML book then offers it as a download
 #   make format        format the chapters' code cells (ruff, 88 columns)
 #   make lock          refresh requirements.lock from requirements.txt
-#   make benchmark     companion PPO vs Stable-Baselines3 on CartPole (installs benchmarks/requirements.txt)
+#   make benchmark     the benchmark suite: companion PPO/TRPO vs SB3/sb3-contrib on every task of
+#                      benchmarks/tasks.py, then scaling (installs benchmarks/requirements.txt; hours)
+#   make benchmark-quick  smoke test of the suite (2 seeds, CartPole tasks; results/quick/)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -23,7 +25,7 @@ HASHES := $(if $(filter requirements.lock,$(REQUIREMENTS)),--require-hashes,)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 
-.PHONY: install notebooks test test-companion test-notebooks book lab exercises benchmark \
+.PHONY: install notebooks test test-companion test-notebooks book lab exercises benchmark benchmark-quick \
         browser-test format format-check lock pdf clean
 
 install: $(STAMP)
@@ -94,7 +96,11 @@ exercises: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
-	$(BIN)/python benchmarks/ppo_cartpole.py
+	PYTHONPATH=. OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python benchmarks/suite.py
+
+benchmark-quick: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
+	PYTHONPATH=. OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python benchmarks/suite.py --quick
 
 clean:
 	rm -rf _build notebooks exercises .pytest_cache

@@ -10,8 +10,23 @@ Results format: one JSON file per task, ``benchmarks/results/<task name>.json``:
       "config": {
         "task": "ppo_acrobot", "algo": "ppo", "env_id": "Acrobot-v1",
         "peer": "Stable-Baselines3 PPO",             # the library compared with
-        "seeds": [...], "n_seeds": int, "quick": bool,
+        "seeds": [...], "n_seeds": int,              # the seeds run
+        "planned_seeds": int,                        # the task's n_seeds
+        "complete": bool,                            # true only when seeds == the task's planned
+                                                     # seeds (100 .. 100 + n_seeds - 1); files
+                                                     # written during a run, or by --seeds k with
+                                                     # fewer seeds, say false (not a result)
+        "quick": bool,
         "budget": int,                               # env steps per run (the Zoo's n_timesteps)
+        "zoo_budget": int,
+        "budget_companion": {"rule": str, "batch": int, "updates": int,
+                             "env_step_slots": int}, # what the companion can run within budget:
+                                                     # PPO floor(budget / batch) updates (TRPO
+                                                     # ceil); slots include gymnasium's autoreset
+                                                     # slots, its reported steps exclude them
+        "budget_peer": {"rule": str, "batch": int, "updates": int, "env_steps": int},
+                                                     # SB3 runs while num_timesteps < budget:
+                                                     # ceil(budget / batch) updates
         "target": float, "n_eval_episodes": 10, "eval_seed": int,
         "zoo_hyperparams": {...},                    # as read from rl_zoo3's hyperparams/*.yml
         "companion_config": {...},                   # dataclasses.asdict of the config used
@@ -30,9 +45,15 @@ Results format: one JSON file per task, ``benchmarks/results/<task name>.json``:
         ...
       ],
       "summary": {"companion": {"steps": IV, "seconds": IV, "sps": IV, "solved": int, "n": int},
-                  "peer": {...}},
+                  "peer": {...}},               # null while fewer than 2 seeds are done
       "ratio": {"steps": IV, "seconds": IV}      # median companion / median peer (+ "determined")
     }
+
+``summary`` and ``ratio`` are ``benchmarks/report.py``'s ``summarise(per_seed)``, the one
+implementation (the runner writes them with it; the tests recompute them with it). The
+ratio's interval is a two-sample bootstrap of the ratio of the two sides' medians (the
+libraries share no randomness, so runs are not paired by seed); ``determined`` is false
+when a side solved half of its seeds or fewer.
 
 where ``IV = {"median": m, "low": l, "high": h}`` is the median over seeds with a 95%
 bootstrap interval (``companion.stats.bootstrap_ci``). ``steps`` and ``seconds`` are to the
@@ -42,10 +63,22 @@ medians are lower bounds when some runs fail, and the page says so).
 
 Scaling: ``benchmarks/results/scaling.json``::
 
-    {"config": {... same provenance keys ...},
-     "rows": [{"env_id": str, "library": "companion" | "peer", "num_envs": int,
-               "env_steps": int, "rollout_sps": float, "update_sps": float,
-               "total_sps": float}, ...]}
+    {"config": {... same provenance keys ..., "repeats": int, "timed_updates": int,
+                "sync_env_ids": [str], "note": str},  # note: what is timed on each side
+     "rows": [{"env_id": str, "library": "companion" | "companion_sync" | "peer",
+               "num_envs": int,
+               "env_steps": int,                      # timed env steps of one repeat
+               "rollout_sps": float, "update_sps": float, "total_sps": float,
+                                                      # medians over the repeats
+               "rollout_sps_all": [float], "update_sps_all": [float],
+               "total_sps_all": [float],              # each repeat (a fresh run: one
+                                                      # untimed update, then the timed ones)
+               "repeats": int}, ...]}
+
+``library`` ``"companion"`` is the companion on its own vector env (CartPole: gymnasium's
+NumPy-vectorised implementation); ``"companion_sync"`` (CartPole only) the companion on a
+``gymnasium.vector.SyncVectorEnv`` of Python copies, as SB3 steps a ``DummyVecEnv`` of
+Python copies, so that the rollout rates compare the learners, not the environments.
 """
 
 from __future__ import annotations
