@@ -272,3 +272,10 @@ def test_terminated_identity_failures_catches_lambda_in_place_of_gamma():
 
     failures = terminated_identity_failures(3, residual=residual)
     assert failures == ["lambda = 0 is the TD residual", "lambda = 1 is Monte Carlo minus V"]
+
+
+def test_gae_moment_z_needs_two_segments():
+    m, pi, V = small_case()
+    states, actions, rewards = batch(m, pi, N=1)
+    with pytest.raises(ValueError, match=r"^samples needs at least 2 rows, got 1$"):
+        gae_moment_z(m, pi, V, [0.5], states, actions, rewards)
