@@ -1,0 +1,207 @@
+"""Tests of ``companion.trpo`` that kill mutants the other tests let survive (tests/MUTATION.md).
+
+Only the analysis functions of Chapter 4 are tested here, not ``train_trpo``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from companion import trpo
+from companion.mdp import TabularMDP
+
+
+# ---------------------------------------------------------------- _fast_ratio against empirical_constant
+@pytest.mark.parametrize("form", ["tv", "kl"])
+@pytest.mark.parametrize("S, A", [(2, 2), (3, 2), (2, 3)])
+def test_fast_ratio_matches_the_exact_functions(form, S, A):
+    rng = np.random.default_rng(S * 10 + A)
+    n = S * A * S + 3 * S * A + S
+    positive = 0
+    for gamma in (0.5, 0.9):
+        for _ in range(8):
+            z = 2.0 * rng.normal(size=n)
+            P, R, mu, old, new = trpo._unpack_case(z, S, A)
+            case = (TabularMDP(P, R, gamma, mu), old, new)
+            fast = trpo._fast_ratio(z, S, A, gamma, form)
+            exact = trpo.empirical_constant([case], form)
+            assert max(fast, 0.0) == pytest.approx(exact, rel=1e-7, abs=1e-12)
+            positive += fast > 0
+    assert positive >= 3  # the comparison is not only 0 == 0
+
+
+@pytest.mark.parametrize("form", ["tv", "kl"])
+def test_fast_ratio_is_zero_for_identical_policies(form):
+    S, A = 2, 2
+    z = np.random.default_rng(0).normal(size=S * A * S + 3 * S * A + S) * 3.0
+    z[-S * A :] = z[-2 * S * A : -S * A]  # new = old
+    assert trpo._fast_ratio(z, S, A, 0.9, form) == 0.0
+
+
+def test_fast_ratio_is_zero_without_advantages():
+    S, A = 2, 2
+    z = np.random.default_rng(1).normal(size=S * A * S + 3 * S * A + S)
+    z[S * A * S : S * A * S + S * A] = 1.0  # constant reward: every advantage is 0
+    assert trpo._fast_ratio(z, S, A, 0.9, "tv") == 0.0
+
+
+# ---------------------------------------------------------------- worst_case_search
+def test_worst_case_search_defaults_and_reproducibility():
+    a = trpo.worst_case_search(0.9, max_evals=40)
+    b = trpo.worst_case_search(0.9, n_states=2, n_actions=2, form="tv", n_starts=4, seed=0, max_evals=40)
+    assert len(a) == 4
+    for (m1, o1, n1), (m2, o2, n2) in zip(a, b):
+        assert m1.P.shape == (2, 2, 2) and o1.shape == (2, 2)
+        np.testing.assert_array_equal(m1.P, m2.P)
+        np.testing.assert_array_equal(o1, o2)
+        np.testing.assert_array_equal(n1, n2)
+        # every case is a valid MDP and pair of policies
+        np.testing.assert_allclose(m1.P.sum(-1), 1.0, atol=1e-12)
+        np.testing.assert_allclose(o1.sum(-1), 1.0, atol=1e-12)
+        np.testing.assert_allclose(n1.sum(-1), 1.0, atol=1e-12)
+        np.testing.assert_allclose(m1.mu.sum(), 1.0, atol=1e-12)
+        assert m1.gamma == 0.9
+
+
+def test_worst_case_search_full_default_budget():
+    a = trpo.worst_case_search(0.9, n_starts=1)
+    b = trpo.worst_case_search(0.9, n_starts=1, max_evals=3000)
+    c = trpo.worst_case_search(0.9, n_starts=1, max_evals=100)
+    np.testing.assert_array_equal(a[0][1], b[0][1])
+    np.testing.assert_array_equal(a[0][2], b[0][2])
+    # a larger budget finds a tighter case than a small one
+    assert trpo.empirical_constant(a) > trpo.empirical_constant(c)
+
+
+def test_worst_case_search_kl_form_runs():
+    cases = trpo.worst_case_search(0.8, n_starts=1, form="kl", max_evals=30)
+    assert len(cases) == 1
+    assert trpo.empirical_constant(cases, "kl") >= 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(gamma=0.0), r"^gamma must be positive \(the bound is trivial at gamma = 0\)$"),
+        (dict(gamma=0.9, n_states=0), r"^n_states must be a positive integer"),
+        (dict(gamma=0.9, n_actions=0), r"^n_actions must be a positive integer"),
+        (dict(gamma=0.9, n_actions=1), r"^n_actions must be at least 2, got 1$"),
+        (dict(gamma=0.9, form="KL"), r"^form must be 'tv' or 'kl', got 'KL'$"),
+        (dict(gamma=0.9, n_starts=0), r"^n_starts must be a positive integer"),
+        (dict(gamma=0.9, max_evals=0), r"^max_evals must be a positive integer"),
+    ],
+)
+def test_worst_case_search_messages(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        trpo.worst_case_search(**kwargs)
+
+
+# ---------------------------------------------------------------- disagreement_series
+def test_disagreement_series_is_the_sum():
+    for gamma, alpha, n in [(0.5, 0.3, 7), (0.9, 1.0, 50), (0.0, 0.5, 5), (0.7, 0.0, 5)]:
+        ref = sum(gamma**t * (1 - (1 - alpha) ** t) for t in range(n))
+        assert float(trpo.disagreement_series(gamma, alpha, n)) == pytest.approx(ref, rel=1e-13, abs=1e-15)
+    out = trpo.disagreement_series([0.5, 0.9], 0.2, 30)
+    assert out.shape == (2,)
+    assert out[1] == pytest.approx(sum(0.9**t * (1 - 0.8**t) for t in range(30)))
+    out2 = trpo.disagreement_series(0.5, [0.2, 0.4], 30)
+    assert out2.shape == (2,)
+    assert out2[1] == pytest.approx(sum(0.5**t * (1 - 0.6**t) for t in range(30)))
+    # the default number of terms sums the series to its closed form
+    assert float(trpo.disagreement_series(0.9, 0.1)) == pytest.approx(1 / 0.1 - 1 / (1 - 0.9 * 0.9), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((np.nan, 0.5), r"^gamma must lie in \[0, 1\)"),
+        ((1.0, 0.5), r"^gamma must lie in \[0, 1\)"),
+        ((-0.1, 0.5), r"^gamma must lie in \[0, 1\)"),
+        ((0.5, np.nan), r"^alpha must lie in \[0, 1\]"),
+        ((0.5, 1.1), r"^alpha must lie in \[0, 1\]"),
+        ((0.5, -0.1), r"^alpha must lie in \[0, 1\]"),
+        ((0.5, 0.5, 0), r"^n_terms must be a positive integer"),
+    ],
+)
+def test_disagreement_series_messages(args, message):
+    with pytest.raises(ValueError, match=message):
+        trpo.disagreement_series(*args)
+
+
+def test_series_bound_violations_counts():
+    def bound(g, a):
+        return a * g / (1 - g) ** 2
+
+    assert trpo.series_bound_violations(bound, [0.5, 0.9], [0.1, 0.5]) == 0
+    # half of the true sum is exceeded wherever the sum is positive
+    assert trpo.series_bound_violations(lambda g, a: 0.5 * trpo.disagreement_series(g, a), [0.0, 0.5, 0.9], [0.0, 0.3]) == 2
+    with pytest.raises(ValueError, match=r"^gammas must be at most 0\.999, got 0\.9995$"):
+        trpo.series_bound_violations(bound, [0.5, 0.9995], [0.1])
+
+
+# ---------------------------------------------------------------- cg_solve_error
+def spd(n, seed=0):
+    rng = np.random.default_rng(seed)
+    M = rng.normal(size=(n, n))
+    return M @ M.T + n * np.eye(n), rng.normal(size=n)
+
+
+def test_cg_solve_error_numpy_and_torch_with_grad():
+    A, b = spd(12)
+    assert trpo.cg_solve_error(A, b) < 1e-10
+    At = torch.tensor(A, requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True)
+    assert trpo.cg_solve_error(At, bt) < 1e-10
+
+
+def test_cg_solve_error_is_relative():
+    A, b = spd(5, seed=1)
+    assert trpo.cg_solve_error(A, b, cg_fn=lambda Avp, b_, n: np.zeros_like(b_)) == pytest.approx(1.0)
+    exact = np.linalg.solve(A, b)
+    got = trpo.cg_solve_error(A, b, cg_fn=lambda Avp, b_, n: 1.5 * exact)
+    assert got == pytest.approx(0.5)
+    # the default solver is run for len(b) iterations, far below its default stopping tolerance
+    seen = []
+
+    def spy(Avp, b_, n):
+        seen.append(n)
+        return trpo.conjugate_gradient(Avp, b_, n, tol=1e-30)
+
+    trpo.cg_solve_error(A, b, cg_fn=spy)
+    assert seen == [5]
+
+
+def test_cg_solve_error_default_solver_uses_len_b_iterations_and_tiny_tolerance():
+    # a 30 x 30 system with condition number 10 and a small right-hand side: 10 iterations
+    # (the default of conjugate_gradient) or the default tolerance 1e-10 on the squared
+    # residual leave a visible error
+    rng = np.random.default_rng(3)
+    Q, _ = np.linalg.qr(rng.normal(size=(30, 30)))
+    A = Q @ np.diag(np.logspace(0, 1, 30)) @ Q.T
+    b = 1e-5 * rng.normal(size=30)
+    err = trpo.cg_solve_error(A, b)
+    x10 = trpo.conjugate_gradient(lambda v: A @ v, b, 10, tol=1e-30)
+    x_tol = trpo.conjugate_gradient(lambda v: A @ v, b, 30)
+    exact = np.linalg.solve(A, b)
+    rel = lambda x: np.linalg.norm(x - exact) / np.linalg.norm(exact)  # noqa: E731
+    assert err < 1e-10
+    assert rel(x10) > 100 * err and rel(x_tol) > 100 * err
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda A, b: trpo.cg_solve_error(A, b[:, None]), r"^b must be a 1-D vector, got shape \(4, 1\)$"),
+        (lambda A, b: trpo.cg_solve_error(A, list(b)), r"^b must be a 1-D vector, got shape None$"),
+        (lambda A, b: trpo.cg_solve_error(A[:, :3], b), r"^A must be a square matrix matching b, got shape \(4, 3\)$"),
+        (lambda A, b: trpo.cg_solve_error(A.tolist(), b), r"^A must be a square matrix matching b, got shape None$"),
+        (lambda A, b: trpo.cg_solve_error(A, b, cg_fn=1), r"^cg_fn and Avp must be functions$"),
+        (lambda A, b: trpo.cg_solve_error(A, b, Avp=1), r"^cg_fn and Avp must be functions$"),
+    ],
+)
+def test_cg_solve_error_messages(call, message):
+    A, b = spd(4)
+    with pytest.raises(ValueError, match=message):
+        call(A, b)
