@@ -205,3 +205,91 @@ def test_cg_solve_error_messages(call, message):
     A, b = spd(4)
     with pytest.raises(ValueError, match=message):
         call(A, b)
+
+
+# ---------------------------------------------------------------- distances and Pinsker
+def test_kl_divergence_values_and_messages():
+    p = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
+    q = np.array([[0.25, 0.25, 0.5], [0.5, 0.0, 0.5]])
+    kl = trpo.kl_divergence(p, q)
+    assert kl[0] == pytest.approx(np.log(2.0))
+    assert kl[1] == np.inf
+    with np.errstate(all="raise"):  # the 0 log 0 and log 0 of the rows are handled silently
+        trpo.kl_divergence(p, q)
+    with pytest.raises(ValueError, match=r"^q must have shape \(2, 3\), got \(3,\)$"):
+        trpo.kl_divergence(p, q[0])
+    with pytest.raises(ValueError, match=r"^q must sum to 1"):
+        trpo.kl_divergence(p, q * 2)
+    with pytest.raises(ValueError, match=r"^p must sum to 1"):
+        trpo.tv_distance(p * 2, q)
+
+
+def test_pinsker_violations_counts_rows_strictly_above():
+    p = np.array([[0.5, 0.5], [0.9, 0.1], [0.5, 0.5]])
+    q = np.array([[0.6, 0.4], [0.2, 0.8], [0.5, 0.5]])
+    tv = 0.5 * np.abs(p - q).sum(1)
+    kl = (p * np.log(p / q)).sum(1)
+    assert trpo.pinsker_violations(p, q) == 0
+    # with the constant set to tv^2 / kl of row 0 exactly, row 0 is not counted (strict >, tol 0)
+    c0 = tv[0] ** 2 / kl[0]
+    assert trpo.pinsker_violations(p, q, constant=c0 * (1 - 1e-9), tol=0.0) == int(np.sum(tv**2 > c0 * (1 - 1e-9) * kl))
+    assert trpo.pinsker_violations(p, q, constant=0.0, tol=0.0) == 2  # identical rows: 0 > 0 is false
+    assert trpo.pinsker_violations(p, q, constant=0.0, tol=tv[0] ** 2) == 1
+    with pytest.raises(ValueError, match=r"^tol must be a finite non-negative number, got -1\.0$"):
+        trpo.pinsker_violations(p, q, tol=-1.0)
+    with pytest.raises(ValueError, match=r"^constant must be a number, got 'a'$"):
+        trpo.pinsker_violations(p, q, constant="a")
+    # the default constant is 1/2: a pair with tv^2 between kl/2 and 0.6 kl tells
+    assert trpo.pinsker_violations(p, q) == trpo.pinsker_violations(p, q, constant=0.5)
+
+
+# ---------------------------------------------------------------- two_state_case
+def test_two_state_case_policies():
+    m, old, new = trpo.two_state_case(0.9, 0.2, alpha_bad=0.1, p=0.3)
+    np.testing.assert_allclose(old, [[0.7, 0.3], [0.5, 0.5]])
+    np.testing.assert_allclose(new, [[0.5, 0.5], [0.4, 0.6]])
+    np.testing.assert_allclose(m.R, [[0.0, 1.0], [1.0, -1.0]])
+    assert trpo.two_state_case(0.9, 0.7, alpha_bad=0.1, p=0.3)[2][0, 1] == pytest.approx(1.0)  # alpha = 1 - p is allowed
+    assert trpo.two_state_case(0.9, 0.2, alpha_bad=0.0)[2][1, 1] == 0.5
+    assert trpo.two_state_case(0.9, 0.2, alpha_bad=0.5)[2][1, 1] == 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(p=1.0), r"^p must lie in \[0, 1\), got 1\.0$"),
+        (dict(p=np.nan), r"^p must lie in \[0, 1\)"),
+        (dict(alpha=0.75, p=0.3), r"^alpha must lie in \(0, 1 - p\], got 0\.75$"),
+        (dict(alpha=1.5), r"^alpha must lie in \(0, 1 - p\]"),
+        (dict(alpha_bad=0.6), r"^alpha_bad must lie in \[0, 0\.5\], got 0\.6$"),
+        (dict(alpha_bad=-0.1), r"^alpha_bad must lie in \[0, 0\.5\]"),
+    ],
+)
+def test_two_state_case_messages(kwargs, message):
+    args = dict(gamma=0.9, alpha=0.2) | kwargs
+    with pytest.raises(ValueError, match=message):
+        trpo.two_state_case(**args)
+
+
+# ---------------------------------------------------------------- importance_sampled_gain
+def test_importance_sampled_gain_matches_a_direct_sampler():
+    from companion import mdp as M
+
+    m = M.random_mdp(3, 3, gamma=0.8, seed=2)
+    old, new, q = (M.random_policy(3, 3, seed=s) for s in (3, 4, 5))
+    n, seed = 200, 9
+    mean, se = trpo.importance_sampled_gain(m, old, new, q, n, seed=seed)
+    rho = M.visitation(m, old)
+    Q = M.q_function(m, old)
+    rng = np.random.default_rng(seed)
+    s = rng.choice(3, size=n, p=rho / rho.sum())
+    u = rng.random(n)
+    a = np.array([min(int(np.searchsorted(np.cumsum(q[si]), ui, side="left")), 2) for si, ui in zip(s, u)])
+    x = new[s, a] / q[s, a] * Q[s, a] / (1 - m.gamma)
+    assert mean == pytest.approx(x.mean(), rel=1e-12)
+    assert se == pytest.approx(x.std() / np.sqrt(n), rel=1e-12)
+    assert trpo.importance_sampled_gain(m, old, new, q, n) == trpo.importance_sampled_gain(m, old, new, q, n, seed=0)
+    x1 = Q[s, a] / (1 - m.gamma)
+    assert trpo.importance_sampled_gain(m, old, new, q, n, seed=seed, use_ratio=False)[0] == pytest.approx(x1.mean(), rel=1e-12)
+    with pytest.raises(ValueError, match=r"^n_samples must be a positive integer"):
+        trpo.importance_sampled_gain(m, old, new, q, 0)
