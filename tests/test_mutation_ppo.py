@@ -209,3 +209,73 @@ def test_evaluate_policy_is_the_mean_return_of_single_episodes():
         returns.append(total)
     assert len(set(returns)) > 1
     assert got == pytest.approx(np.mean(returns))
+
+
+# ---------------------------------------------------------------- PPOConfig
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(learning_rate=True), r"^learning_rate must be a number, got True$"),
+        (dict(ent_coef="0.1"), r"^ent_coef must be a number, got '0\.1'$"),
+        (dict(target_kl=np.inf), r"^target_kl must be None or positive and finite, got inf$"),
+        (dict(vf_coef=np.inf), r"^vf_coef must be non-negative and finite, got inf$"),
+        (dict(hidden=(True,)), r"^hidden must be a non-empty tuple of positive integers"),
+        (dict(hidden=(0,)), r"^hidden must be a non-empty tuple of positive integers"),
+    ],
+)
+def test_config_messages(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ppo.PPOConfig(**kwargs)
+
+
+def test_config_accepts_the_edges():
+    assert ppo.PPOConfig(hidden=(1,)).hidden == (1,)
+    assert ppo.PPOConfig(vf_coef=0, ent_coef=0.0).vf_coef == 0
+
+
+# ---------------------------------------------------------------- clip table
+def test_clip_table_names_the_failing_cases_of_max():
+    def with_max(r, A, eps):
+        import sympy as sp
+
+        return sp.Max(r * A, sp.Min(sp.Max(r, 1 - eps), 1 + eps) * A)
+
+    # max(rA, clip(r)A) is max(rA, (1-eps)A) below the interval and rA above it
+    assert ppo.clip_table_mismatches(with_max) == [
+        "value, A > 0, r < 1-eps",
+        "gradient, A > 0, r < 1-eps",
+        "not pessimistic, A > 0, r < 1-eps",
+        "value, A > 0, r > 1+eps",
+        "gradient, A > 0, r > 1+eps",
+        "value, A < 0, r < 1-eps",
+        "gradient, A < 0, r < 1-eps",
+        "value, A < 0, r > 1+eps",
+        "gradient, A < 0, r > 1+eps",
+        "not pessimistic, A < 0, r > 1+eps",
+    ]
+
+
+def test_clipped_surrogate_messages_and_zero_ratio():
+    r = torch.tensor([0.0, 0.5, 2.0])
+    a = torch.tensor([1.0, -1.0, 1.0])
+    torch.testing.assert_close(ppo.clipped_surrogate(r, a, 0.2), torch.tensor([0.0, -0.8, 1.2]))
+    with pytest.raises(ValueError, match=r"^ratio and advantages must be torch tensors$"):
+        ppo.clipped_surrogate([1.0], a[:1], 0.2)
+    with pytest.raises(ValueError, match=r"^ratio and advantages must be finite$"):
+        ppo.clipped_surrogate(torch.tensor([np.nan]), a[:1], 0.2)
+    with pytest.raises(ValueError, match=r"^ratio must be non-negative \(it is a ratio of probabilities\)$"):
+        ppo.clipped_surrogate(torch.tensor([-0.1]), a[:1], 0.2)
+
+
+# ---------------------------------------------------------------- sampling is reproducible from the generator
+def test_gaussian_sample_uses_the_generator():
+    torch.manual_seed(0)
+    agent = ppo.Agent(3, gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float32), ppo.PPOConfig(log_std_init=-0.5))
+    obs = torch.randn(6, 3)
+    with torch.no_grad():
+        a, logp = agent.sample(obs, torch.Generator().manual_seed(7))
+        noise = torch.randn((6, 2), generator=torch.Generator().manual_seed(7))
+        mean = agent.actor(obs)
+        torch.testing.assert_close(a, mean + np.exp(-0.5) * noise)
+        ref = torch.distributions.Normal(mean, torch.full_like(mean, np.exp(-0.5))).log_prob(a).sum(-1)
+        torch.testing.assert_close(logp, ref)
