@@ -279,3 +279,49 @@ def test_gaussian_sample_uses_the_generator():
         torch.testing.assert_close(a, mean + np.exp(-0.5) * noise)
         ref = torch.distributions.Normal(mean, torch.full_like(mean, np.exp(-0.5))).log_prob(a).sum(-1)
         torch.testing.assert_close(logp, ref)
+
+
+# ---------------------------------------------------------------- train_ppo bookkeeping
+def _small_run(seed=0, **kw):
+    cfg = ppo.PPOConfig(total_timesteps=1024, num_envs=4, n_steps=128, n_epochs=2, n_minibatches=2, **kw)
+    seen = []
+    agent, h = ppo.train_ppo("CartPole-v1", cfg, seed=seed, progress=False,
+                             on_rollout=lambda a, ro: seen.append((a, ro)))
+    return agent, h, seen
+
+
+def test_train_ppo_records_every_update_and_is_reproducible():
+    agent, h, seen = _small_run()
+    assert len(h.env_steps) == 2 and 0 < h.env_steps[0] < h.env_steps[1] <= 1024  # valid steps only
+    assert len(seen) == 2 and all(a is agent for a, _ in seen)
+    assert all(ro.obs.shape == (128, 4, 4) for _, ro in seen)
+    for name in ("policy_loss", "value_loss", "entropy", "actor_grad_norm", "critic_grad_norm",
+                 "grad_clip_fraction", "wall_time"):
+        values = getattr(h, name)
+        assert len(values) == 2 and all(isinstance(v, float) and np.isfinite(v) for v in values), name
+    assert 0 < h.wall_time[0] < h.wall_time[1] < 600
+    assert all(0.0 <= f <= 1.0 for f in h.grad_clip_fraction)
+    assert all(isinstance(s, int) and 0 < s <= h.env_steps[-1] for s in h.episode_steps)
+    assert h.episode_steps == sorted(h.episode_steps)
+    # same seed, same run; another seed, another run
+    _, h2, _ = _small_run()
+    assert h2.policy_loss == h.policy_loss and h2.episode_returns == h.episode_returns
+    _, h3, _ = _small_run(seed=1)
+    assert h3.episode_returns != h.episode_returns
+    # the default seed is 0
+    _, h0 = ppo.train_ppo("CartPole-v1", ppo.PPOConfig(total_timesteps=1024, num_envs=4, n_steps=128, n_epochs=2,
+                                                       n_minibatches=2), progress=False)
+    assert h0.policy_loss == h.policy_loss
+
+
+def test_train_ppo_refuses_a_dict_config():
+    with pytest.raises(ValueError, match=r"^config must be a PPOConfig, got dict$"):
+        ppo.train_ppo("CartPole-v1", {}, progress=False)
+
+
+def test_grad_clip_fraction_counts_scaled_steps_only():
+    # with an infinite max_grad_norm nothing is ever scaled down
+    _, h, _ = _small_run(max_grad_norm=np.inf)
+    assert h.grad_clip_fraction == [0.0, 0.0]
+    _, h, _ = _small_run(max_grad_norm=1e-6)
+    assert h.grad_clip_fraction == [1.0, 1.0]
