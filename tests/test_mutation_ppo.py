@@ -37,10 +37,14 @@ def reference_loss(agent, b, valid, cfg, eps):
     for j, i in enumerate(keep):
         r = float(torch.exp(logp[i] - b["logp_old"][i]))
         a = float(adv[j])
-        pg.append(min(r * a, float(np.clip(r, 1 - eps, 1 + eps)) * a) if cfg.clip else r * a)
+        pg.append(
+            min(r * a, float(np.clip(r, 1 - eps, 1 + eps)) * a) if cfg.clip else r * a
+        )
         err = (float(v[i]) - float(b["returns"][i])) ** 2
         if cfg.clip_vloss:
-            vc = float(b["values_old"][i]) + float(np.clip(float(v[i]) - float(b["values_old"][i]), -eps, eps))
+            vc = float(b["values_old"][i]) + float(
+                np.clip(float(v[i]) - float(b["values_old"][i]), -eps, eps)
+            )
             err = max(err, (vc - float(b["returns"][i])) ** 2)
         vl.append(err)
         en.append(float(ent[i]))
@@ -60,12 +64,19 @@ def reference_loss(agent, b, valid, cfg, eps):
 @pytest.mark.parametrize(
     "norm_adv, clip, clip_vloss, n_valid",
     # one valid sample: its normalised advantage would be 0 / 1e-8, so no norm_adv there
-    [(na, c, cv, 32) for na in (True, False) for c in (True, False) for cv in (True, False)]
+    [
+        (na, c, cv, 32)
+        for na in (True, False)
+        for c in (True, False)
+        for cv in (True, False)
+    ]
     + [(False, c, cv, 1) for c in (True, False) for cv in (True, False)],
 )
 def test_ppo_loss_matches_the_formula(norm_adv, clip, clip_vloss, n_valid):
     torch.manual_seed(0)
-    cfg = ppo.PPOConfig(norm_adv=norm_adv, clip=clip, clip_vloss=clip_vloss, ent_coef=0.05, vf_coef=0.7)
+    cfg = ppo.PPOConfig(
+        norm_adv=norm_adv, clip=clip, clip_vloss=clip_vloss, ent_coef=0.05, vf_coef=0.7
+    )
     agent = ppo.Agent(4, gym.spaces.Discrete(2), cfg)
     with torch.no_grad():  # a policy far enough from uniform that the ratios spread out
         for p in agent.actor.parameters():
@@ -76,9 +87,13 @@ def test_ppo_loss_matches_the_formula(norm_adv, clip, clip_vloss, n_valid):
     got = ppo.ppo_loss(agent, **b, valid=valid, config=cfg, clip_eps=0.2)
     ref = reference_loss(agent, b, valid, cfg, 0.2)
     if n_valid == 32 and clip:
-        assert 0.05 < ref["clip_fraction"] < 0.95  # both branches of the clip are exercised
+        assert (
+            0.05 < ref["clip_fraction"] < 0.95
+        )  # both branches of the clip are exercised
     for term, value in ref.items():
-        assert float(getattr(got, term).detach()) == pytest.approx(value, rel=1e-4, abs=1e-6), term
+        assert float(getattr(got, term).detach()) == pytest.approx(
+            value, rel=1e-4, abs=1e-6
+        ), term
 
 
 def test_ppo_loss_gradient_is_that_of_the_loss():
@@ -96,8 +111,12 @@ def test_approx_kl_with_weights_is_the_weighted_mean():
     old = torch.tensor([-0.7, -0.9, -1.0])
     terms = torch.expm1(new - old) - (new - old)
     assert float(ppo.approx_kl(new, old)) == pytest.approx(float(terms.mean()))
-    assert float(ppo.approx_kl(new, old, torch.tensor([0.0, 1.0, 0.0]))) == pytest.approx(float(terms[1]))
-    assert float(ppo.approx_kl(new, old, torch.tensor([1.0, 0.0, 1.0]))) == pytest.approx(float(terms[[0, 2]].mean()))
+    assert float(
+        ppo.approx_kl(new, old, torch.tensor([0.0, 1.0, 0.0]))
+    ) == pytest.approx(float(terms[1]))
+    assert float(
+        ppo.approx_kl(new, old, torch.tensor([1.0, 0.0, 1.0]))
+    ) == pytest.approx(float(terms[[0, 2]].mean()))
     assert float(ppo.approx_kl(new, old, torch.zeros(3))) == 0.0
 
 
@@ -124,8 +143,12 @@ def test_clip_gradients_scales(separately):
         sa = sc = 2.0 / (13.0 + 1e-6)
     assert out.actor_scale == pytest.approx(sa, rel=1e-7)
     assert out.critic_scale == pytest.approx(sc, rel=1e-7)
-    np.testing.assert_allclose(actor[0].grad.numpy(), np.array([3.0, 4.0]) * sa, rtol=1e-6)
-    np.testing.assert_allclose(critic[0].grad.numpy(), np.array([0.0, 12.0]) * sc, rtol=1e-6)
+    np.testing.assert_allclose(
+        actor[0].grad.numpy(), np.array([3.0, 4.0]) * sa, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        critic[0].grad.numpy(), np.array([0.0, 12.0]) * sc, rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("separately", [True, False])
@@ -134,7 +157,9 @@ def test_clip_gradients_leaves_small_gradients_alone(separately):
     critic = _params_with_grads([[0.0, 0.1]])
     out = ppo.clip_gradients(actor, critic, 10.0, separately)
     assert (out.actor_scale, out.critic_scale) == (1.0, 1.0)
-    np.testing.assert_array_equal(actor[0].grad.numpy(), np.array([0.3, 0.4], dtype=np.float32))
+    np.testing.assert_array_equal(
+        actor[0].grad.numpy(), np.array([0.3, 0.4], dtype=np.float32)
+    )
 
 
 def test_clip_gradients_without_gradients():
@@ -154,11 +179,20 @@ def test_agent_refuses_other_action_spaces():
 
 def test_orthogonal_init_gains():
     torch.manual_seed(0)
-    agent = ppo.Agent(5, gym.spaces.Discrete(3), ppo.PPOConfig(ortho_init=True, hidden=(8,)))
-    actor_out, critic_out = agent.actor[-1].weight.detach(), agent.critic[-1].weight.detach()
+    agent = ppo.Agent(
+        5, gym.spaces.Discrete(3), ppo.PPOConfig(ortho_init=True, hidden=(8,))
+    )
+    actor_out, critic_out = (
+        agent.actor[-1].weight.detach(),
+        agent.critic[-1].weight.detach(),
+    )
     # orthogonal rows with norm = gain: 0.01 for the actor's output layer, 1 for the critic's
-    torch.testing.assert_close(actor_out @ actor_out.T, 0.01**2 * torch.eye(3), atol=1e-7, rtol=0)
-    torch.testing.assert_close(critic_out @ critic_out.T, torch.eye(1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        actor_out @ actor_out.T, 0.01**2 * torch.eye(3), atol=1e-7, rtol=0
+    )
+    torch.testing.assert_close(
+        critic_out @ critic_out.T, torch.eye(1), atol=1e-6, rtol=0
+    )
     hidden = agent.critic[0].weight.detach()
     torch.testing.assert_close(hidden.T @ hidden, 2.0 * torch.eye(5), atol=1e-5, rtol=0)
     assert float(agent.critic[-1].bias.abs().sum()) == 0.0
@@ -174,7 +208,9 @@ def test_greedy_discrete_is_the_argmax():
 
 def test_greedy_continuous_is_the_clipped_mean():
     torch.manual_seed(0)
-    space = gym.spaces.Box(low=np.array([-1.0, 0.0]), high=np.array([1.0, 0.5]), dtype=np.float64)
+    space = gym.spaces.Box(
+        low=np.array([-1.0, 0.0]), high=np.array([1.0, 0.5]), dtype=np.float64
+    )
     agent = ppo.Agent(3, space, ppo.PPOConfig())
     with torch.no_grad():
         for p in agent.actor.parameters():
@@ -184,14 +220,18 @@ def test_greedy_continuous_is_the_clipped_mean():
         got = agent.greedy(obs)
     assert got.dtype == torch.float32
     assert float(mean.min()) < -1 and float(mean.max()) > 1
-    expected = torch.stack([mean[:, 0].clamp(-1.0, 1.0), mean[:, 1].clamp(0.0, 0.5)], dim=1)
+    expected = torch.stack(
+        [mean[:, 0].clamp(-1.0, 1.0), mean[:, 1].clamp(0.0, 0.5)], dim=1
+    )
     torch.testing.assert_close(got, expected)
     assert agent.low.dtype == torch.float32 and agent.high.dtype == torch.float32
 
 
 # ---------------------------------------------------------------- evaluate_policy
 def test_evaluate_policy_is_the_mean_return_of_single_episodes():
-    def act(obs):  # push towards the side the pole leans to: episodes of different lengths
+    def act(
+        obs,
+    ):  # push towards the side the pole leans to: episodes of different lengths
         return (obs[:, 2] > 0).astype(np.int64)
 
     n, seed = 3, 123
@@ -217,9 +257,15 @@ def test_evaluate_policy_is_the_mean_return_of_single_episodes():
     [
         (dict(learning_rate=True), r"^learning_rate must be a number, got True$"),
         (dict(ent_coef="0.1"), r"^ent_coef must be a number, got '0\.1'$"),
-        (dict(target_kl=np.inf), r"^target_kl must be None or positive and finite, got inf$"),
+        (
+            dict(target_kl=np.inf),
+            r"^target_kl must be None or positive and finite, got inf$",
+        ),
         (dict(vf_coef=np.inf), r"^vf_coef must be non-negative and finite, got inf$"),
-        (dict(hidden=(True,)), r"^hidden must be a non-empty tuple of positive integers"),
+        (
+            dict(hidden=(True,)),
+            r"^hidden must be a non-empty tuple of positive integers",
+        ),
         (dict(hidden=(0,)), r"^hidden must be a non-empty tuple of positive integers"),
     ],
 )
@@ -258,47 +304,80 @@ def test_clip_table_names_the_failing_cases_of_max():
 def test_clipped_surrogate_messages_and_zero_ratio():
     r = torch.tensor([0.0, 0.5, 2.0])
     a = torch.tensor([1.0, -1.0, 1.0])
-    torch.testing.assert_close(ppo.clipped_surrogate(r, a, 0.2), torch.tensor([0.0, -0.8, 1.2]))
-    with pytest.raises(ValueError, match=r"^ratio and advantages must be torch tensors$"):
+    torch.testing.assert_close(
+        ppo.clipped_surrogate(r, a, 0.2), torch.tensor([0.0, -0.8, 1.2])
+    )
+    with pytest.raises(
+        ValueError, match=r"^ratio and advantages must be torch tensors$"
+    ):
         ppo.clipped_surrogate([1.0], a[:1], 0.2)
     with pytest.raises(ValueError, match=r"^ratio and advantages must be finite$"):
         ppo.clipped_surrogate(torch.tensor([np.nan]), a[:1], 0.2)
-    with pytest.raises(ValueError, match=r"^ratio must be non-negative \(it is a ratio of probabilities\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^ratio must be non-negative \(it is a ratio of probabilities\)$",
+    ):
         ppo.clipped_surrogate(torch.tensor([-0.1]), a[:1], 0.2)
 
 
 # ---------------------------------------------------------------- sampling is reproducible from the generator
 def test_gaussian_sample_uses_the_generator():
     torch.manual_seed(0)
-    agent = ppo.Agent(3, gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float32), ppo.PPOConfig(log_std_init=-0.5))
+    agent = ppo.Agent(
+        3,
+        gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float32),
+        ppo.PPOConfig(log_std_init=-0.5),
+    )
     obs = torch.randn(6, 3)
     with torch.no_grad():
         a, logp = agent.sample(obs, torch.Generator().manual_seed(7))
         noise = torch.randn((6, 2), generator=torch.Generator().manual_seed(7))
         mean = agent.actor(obs)
         torch.testing.assert_close(a, mean + np.exp(-0.5) * noise)
-        ref = torch.distributions.Normal(mean, torch.full_like(mean, np.exp(-0.5))).log_prob(a).sum(-1)
+        ref = (
+            torch.distributions.Normal(mean, torch.full_like(mean, np.exp(-0.5)))
+            .log_prob(a)
+            .sum(-1)
+        )
         torch.testing.assert_close(logp, ref)
 
 
 # ---------------------------------------------------------------- train_ppo bookkeeping
 def _small_run(seed=0, **kw):
-    cfg = ppo.PPOConfig(total_timesteps=1024, num_envs=4, n_steps=128, n_epochs=2, n_minibatches=2, **kw)
+    cfg = ppo.PPOConfig(
+        total_timesteps=1024, num_envs=4, n_steps=128, n_epochs=2, n_minibatches=2, **kw
+    )
     seen = []
-    agent, h = ppo.train_ppo("CartPole-v1", cfg, seed=seed, progress=False,
-                             on_rollout=lambda a, ro: seen.append((a, ro)))
+    agent, h = ppo.train_ppo(
+        "CartPole-v1",
+        cfg,
+        seed=seed,
+        progress=False,
+        on_rollout=lambda a, ro: seen.append((a, ro)),
+    )
     return agent, h, seen
 
 
 def test_train_ppo_records_every_update_and_is_reproducible():
     agent, h, seen = _small_run()
-    assert len(h.env_steps) == 2 and 0 < h.env_steps[0] < h.env_steps[1] <= 1024  # valid steps only
+    assert (
+        len(h.env_steps) == 2 and 0 < h.env_steps[0] < h.env_steps[1] <= 1024
+    )  # valid steps only
     assert len(seen) == 2 and all(a is agent for a, _ in seen)
     assert all(ro.obs.shape == (128, 4, 4) for _, ro in seen)
-    for name in ("policy_loss", "value_loss", "entropy", "actor_grad_norm", "critic_grad_norm",
-                 "grad_clip_fraction", "wall_time"):
+    for name in (
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "actor_grad_norm",
+        "critic_grad_norm",
+        "grad_clip_fraction",
+        "wall_time",
+    ):
         values = getattr(h, name)
-        assert len(values) == 2 and all(isinstance(v, float) and np.isfinite(v) for v in values), name
+        assert len(values) == 2 and all(
+            isinstance(v, float) and np.isfinite(v) for v in values
+        ), name
     assert 0 < h.wall_time[0] < h.wall_time[1] < 600
     assert all(0.0 <= f <= 1.0 for f in h.grad_clip_fraction)
     assert all(isinstance(s, int) and 0 < s <= h.env_steps[-1] for s in h.episode_steps)
@@ -309,8 +388,13 @@ def test_train_ppo_records_every_update_and_is_reproducible():
     _, h3, _ = _small_run(seed=1)
     assert h3.episode_returns != h.episode_returns
     # the default seed is 0
-    _, h0 = ppo.train_ppo("CartPole-v1", ppo.PPOConfig(total_timesteps=1024, num_envs=4, n_steps=128, n_epochs=2,
-                                                       n_minibatches=2), progress=False)
+    _, h0 = ppo.train_ppo(
+        "CartPole-v1",
+        ppo.PPOConfig(
+            total_timesteps=1024, num_envs=4, n_steps=128, n_epochs=2, n_minibatches=2
+        ),
+        progress=False,
+    )
     assert h0.policy_loss == h.policy_loss
 
 

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from companion.rollout import RecordActions, RolloutCollector, action_bound_report, make_vector_env
+from companion.rollout import (
+    RecordActions,
+    RolloutCollector,
+    action_bound_report,
+    make_vector_env,
+)
 
 
 class Counter64(gym.Env):
@@ -27,7 +32,9 @@ class Counter64(gym.Env):
 
 
 def test_rollout_tensors_are_float32_and_steps_add_up():
-    envs = gym.vector.SyncVectorEnv([lambda: gym.wrappers.TimeLimit(Counter64(), 3) for _ in range(2)])
+    envs = gym.vector.SyncVectorEnv(
+        [lambda: gym.wrappers.TimeLimit(Counter64(), 3) for _ in range(2)]
+    )
     seen = []
 
     def act(obs):
@@ -49,8 +56,15 @@ def test_rollout_tensors_are_float32_and_steps_add_up():
 def test_the_first_reset_uses_the_seed():
     def first_obs(seed):
         envs = make_vector_env("CartPole-v1", 2, seed=123)
-        col = RolloutCollector(envs, lambda o: (torch.zeros(o.shape[0], dtype=torch.long), torch.zeros(o.shape[0])),
-                               lambda o: o[:, 0], seed=seed)
+        col = RolloutCollector(
+            envs,
+            lambda o: (
+                torch.zeros(o.shape[0], dtype=torch.long),
+                torch.zeros(o.shape[0]),
+            ),
+            lambda o: o[:, 0],
+            seed=seed,
+        )
         return col.collect(1).obs[0]
 
     torch.testing.assert_close(first_obs(5), first_obs(5), rtol=0, atol=0)
@@ -58,7 +72,9 @@ def test_the_first_reset_uses_the_seed():
 
 
 def test_record_actions_keeps_copies():
-    envs = RecordActions(gym.vector.SyncVectorEnv([lambda: gym.wrappers.TimeLimit(Counter64(), 3)]))
+    envs = RecordActions(
+        gym.vector.SyncVectorEnv([lambda: gym.wrappers.TimeLimit(Counter64(), 3)])
+    )
     envs.reset(seed=0)
     a = np.array([1])
     envs.step(a)
@@ -68,9 +84,15 @@ def test_record_actions_keeps_copies():
 
 
 def test_action_bound_report_per_dimension_bounds_and_messages():
-    rep = action_bound_report(np.array([[0.5, 2.0], [-1.0, 0.0], [3.0, -3.0]]), np.array([-1.0, -2.0]), np.array([1.0, 2.0]))
+    rep = action_bound_report(
+        np.array([[0.5, 2.0], [-1.0, 0.0], [3.0, -3.0]]),
+        np.array([-1.0, -2.0]),
+        np.array([1.0, 2.0]),
+    )
     assert (rep.n, rep.outside, rep.at_bound) == (6, 2, 2)
-    rep1 = action_bound_report(np.array([0.5, -1.0, 2.0]), np.array([-1.0]), np.array([1.0]))  # 1-D action space
+    rep1 = action_bound_report(
+        np.array([0.5, -1.0, 2.0]), np.array([-1.0]), np.array([1.0])
+    )  # 1-D action space
     assert (rep1.n, rep1.outside, rep1.at_bound) == (3, 1, 1)
     rep0 = action_bound_report([0.0, 0.0], 0.0, 0.0)  # low == high is allowed
     assert (rep0.outside, rep0.at_bound) == (0, 2)

@@ -50,7 +50,9 @@ def test_fast_ratio_is_zero_without_advantages():
 # ---------------------------------------------------------------- worst_case_search
 def test_worst_case_search_defaults_and_reproducibility():
     a = trpo.worst_case_search(0.9, max_evals=40)
-    b = trpo.worst_case_search(0.9, n_states=2, n_actions=2, form="tv", n_starts=4, seed=0, max_evals=40)
+    b = trpo.worst_case_search(
+        0.9, n_states=2, n_actions=2, form="tv", n_starts=4, seed=0, max_evals=40
+    )
     assert len(a) == 4
     for (m1, o1, n1), (m2, o2, n2) in zip(a, b):
         assert m1.P.shape == (2, 2, 2) and o1.shape == (2, 2)
@@ -84,7 +86,10 @@ def test_worst_case_search_kl_form_runs():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(gamma=0.0), r"^gamma must be positive \(the bound is trivial at gamma = 0\)$"),
+        (
+            dict(gamma=0.0),
+            r"^gamma must be positive \(the bound is trivial at gamma = 0\)$",
+        ),
         (dict(gamma=0.9, n_states=0), r"^n_states must be a positive integer"),
         (dict(gamma=0.9, n_actions=0), r"^n_actions must be a positive integer"),
         (dict(gamma=0.9, n_actions=1), r"^n_actions must be at least 2, got 1$"),
@@ -100,9 +105,16 @@ def test_worst_case_search_messages(kwargs, message):
 
 # ---------------------------------------------------------------- disagreement_series
 def test_disagreement_series_is_the_sum():
-    for gamma, alpha, n in [(0.5, 0.3, 7), (0.9, 1.0, 50), (0.0, 0.5, 5), (0.7, 0.0, 5)]:
+    for gamma, alpha, n in [
+        (0.5, 0.3, 7),
+        (0.9, 1.0, 50),
+        (0.0, 0.5, 5),
+        (0.7, 0.0, 5),
+    ]:
         ref = sum(gamma**t * (1 - (1 - alpha) ** t) for t in range(n))
-        assert float(trpo.disagreement_series(gamma, alpha, n)) == pytest.approx(ref, rel=1e-13, abs=1e-15)
+        assert float(trpo.disagreement_series(gamma, alpha, n)) == pytest.approx(
+            ref, rel=1e-13, abs=1e-15
+        )
     out = trpo.disagreement_series([0.5, 0.9], 0.2, 30)
     assert out.shape == (2,)
     assert out[1] == pytest.approx(sum(0.9**t * (1 - 0.8**t) for t in range(30)))
@@ -110,7 +122,9 @@ def test_disagreement_series_is_the_sum():
     assert out2.shape == (2,)
     assert out2[1] == pytest.approx(sum(0.5**t * (1 - 0.6**t) for t in range(30)))
     # the default number of terms sums the series to its closed form
-    assert float(trpo.disagreement_series(0.9, 0.1)) == pytest.approx(1 / 0.1 - 1 / (1 - 0.9 * 0.9), rel=1e-12)
+    assert float(trpo.disagreement_series(0.9, 0.1)) == pytest.approx(
+        1 / 0.1 - 1 / (1 - 0.9 * 0.9), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize(
@@ -136,8 +150,17 @@ def test_series_bound_violations_counts():
 
     assert trpo.series_bound_violations(bound, [0.5, 0.9], [0.1, 0.5]) == 0
     # half of the true sum is exceeded wherever the sum is positive
-    assert trpo.series_bound_violations(lambda g, a: 0.5 * trpo.disagreement_series(g, a), [0.0, 0.5, 0.9], [0.0, 0.3]) == 2
-    with pytest.raises(ValueError, match=r"^gammas must be at most 0\.999, got 0\.9995$"):
+    assert (
+        trpo.series_bound_violations(
+            lambda g, a: 0.5 * trpo.disagreement_series(g, a),
+            [0.0, 0.5, 0.9],
+            [0.0, 0.3],
+        )
+        == 2
+    )
+    with pytest.raises(
+        ValueError, match=r"^gammas must be at most 0\.999, got 0\.9995$"
+    ):
         trpo.series_bound_violations(bound, [0.5, 0.9995], [0.1])
 
 
@@ -158,7 +181,9 @@ def test_cg_solve_error_numpy_and_torch_with_grad():
 
 def test_cg_solve_error_is_relative():
     A, b = spd(5, seed=1)
-    assert trpo.cg_solve_error(A, b, cg_fn=lambda Avp, b_, n: np.zeros_like(b_)) == pytest.approx(1.0)
+    assert trpo.cg_solve_error(
+        A, b, cg_fn=lambda Avp, b_, n: np.zeros_like(b_)
+    ) == pytest.approx(1.0)
     exact = np.linalg.solve(A, b)
     got = trpo.cg_solve_error(A, b, cg_fn=lambda Avp, b_, n: 1.5 * exact)
     assert got == pytest.approx(0.5)
@@ -193,12 +218,30 @@ def test_cg_solve_error_default_solver_uses_len_b_iterations_and_tiny_tolerance(
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda A, b: trpo.cg_solve_error(A, b[:, None]), r"^b must be a 1-D vector, got shape \(4, 1\)$"),
-        (lambda A, b: trpo.cg_solve_error(A, list(b)), r"^b must be a 1-D vector, got shape None$"),
-        (lambda A, b: trpo.cg_solve_error(A[:, :3], b), r"^A must be a square matrix matching b, got shape \(4, 3\)$"),
-        (lambda A, b: trpo.cg_solve_error(A.tolist(), b), r"^A must be a square matrix matching b, got shape None$"),
-        (lambda A, b: trpo.cg_solve_error(A, b, cg_fn=1), r"^cg_fn and Avp must be functions$"),
-        (lambda A, b: trpo.cg_solve_error(A, b, Avp=1), r"^cg_fn and Avp must be functions$"),
+        (
+            lambda A, b: trpo.cg_solve_error(A, b[:, None]),
+            r"^b must be a 1-D vector, got shape \(4, 1\)$",
+        ),
+        (
+            lambda A, b: trpo.cg_solve_error(A, list(b)),
+            r"^b must be a 1-D vector, got shape None$",
+        ),
+        (
+            lambda A, b: trpo.cg_solve_error(A[:, :3], b),
+            r"^A must be a square matrix matching b, got shape \(4, 3\)$",
+        ),
+        (
+            lambda A, b: trpo.cg_solve_error(A.tolist(), b),
+            r"^A must be a square matrix matching b, got shape None$",
+        ),
+        (
+            lambda A, b: trpo.cg_solve_error(A, b, cg_fn=1),
+            r"^cg_fn and Avp must be functions$",
+        ),
+        (
+            lambda A, b: trpo.cg_solve_error(A, b, Avp=1),
+            r"^cg_fn and Avp must be functions$",
+        ),
     ],
 )
 def test_cg_solve_error_messages(call, message):
@@ -214,7 +257,9 @@ def test_kl_divergence_values_and_messages():
     kl = trpo.kl_divergence(p, q)
     assert kl[0] == pytest.approx(np.log(2.0))
     assert kl[1] == np.inf
-    with np.errstate(all="raise"):  # the 0 log 0 and log 0 of the rows are handled silently
+    with np.errstate(
+        all="raise"
+    ):  # the 0 log 0 and log 0 of the rows are handled silently
         trpo.kl_divergence(p, q)
     with pytest.raises(ValueError, match=r"^q must have shape \(2, 3\), got \(3,\)$"):
         trpo.kl_divergence(p, q[0])
@@ -232,10 +277,16 @@ def test_pinsker_violations_counts_rows_strictly_above():
     assert trpo.pinsker_violations(p, q) == 0
     # with the constant set to tv^2 / kl of row 0 exactly, row 0 is not counted (strict >, tol 0)
     c0 = tv[0] ** 2 / kl[0]
-    assert trpo.pinsker_violations(p, q, constant=c0 * (1 - 1e-9), tol=0.0) == int(np.sum(tv**2 > c0 * (1 - 1e-9) * kl))
-    assert trpo.pinsker_violations(p, q, constant=0.0, tol=0.0) == 2  # identical rows: 0 > 0 is false
+    assert trpo.pinsker_violations(p, q, constant=c0 * (1 - 1e-9), tol=0.0) == int(
+        np.sum(tv**2 > c0 * (1 - 1e-9) * kl)
+    )
+    assert (
+        trpo.pinsker_violations(p, q, constant=0.0, tol=0.0) == 2
+    )  # identical rows: 0 > 0 is false
     assert trpo.pinsker_violations(p, q, constant=0.0, tol=tv[0] ** 2) == 1
-    with pytest.raises(ValueError, match=r"^tol must be a finite non-negative number, got -1\.0$"):
+    with pytest.raises(
+        ValueError, match=r"^tol must be a finite non-negative number, got -1\.0$"
+    ):
         trpo.pinsker_violations(p, q, tol=-1.0)
     with pytest.raises(ValueError, match=r"^constant must be a number, got 'a'$"):
         trpo.pinsker_violations(p, q, constant="a")
@@ -249,7 +300,9 @@ def test_two_state_case_policies():
     np.testing.assert_allclose(old, [[0.7, 0.3], [0.5, 0.5]])
     np.testing.assert_allclose(new, [[0.5, 0.5], [0.4, 0.6]])
     np.testing.assert_allclose(m.R, [[0.0, 1.0], [1.0, -1.0]])
-    assert trpo.two_state_case(0.9, 0.7, alpha_bad=0.1, p=0.3)[2][0, 1] == pytest.approx(1.0)  # alpha = 1 - p is allowed
+    assert trpo.two_state_case(0.9, 0.7, alpha_bad=0.1, p=0.3)[2][
+        0, 1
+    ] == pytest.approx(1.0)  # alpha = 1 - p is allowed
     assert trpo.two_state_case(0.9, 0.2, alpha_bad=0.0)[2][1, 1] == 0.5
     assert trpo.two_state_case(0.9, 0.2, alpha_bad=0.5)[2][1, 1] == 1.0
 
@@ -284,12 +337,21 @@ def test_importance_sampled_gain_matches_a_direct_sampler():
     rng = np.random.default_rng(seed)
     s = rng.choice(3, size=n, p=rho / rho.sum())
     u = rng.random(n)
-    a = np.array([min(int(np.searchsorted(np.cumsum(q[si]), ui, side="left")), 2) for si, ui in zip(s, u)])
+    a = np.array(
+        [
+            min(int(np.searchsorted(np.cumsum(q[si]), ui, side="left")), 2)
+            for si, ui in zip(s, u)
+        ]
+    )
     x = new[s, a] / q[s, a] * Q[s, a] / (1 - m.gamma)
     assert mean == pytest.approx(x.mean(), rel=1e-12)
     assert se == pytest.approx(x.std() / np.sqrt(n), rel=1e-12)
-    assert trpo.importance_sampled_gain(m, old, new, q, n) == trpo.importance_sampled_gain(m, old, new, q, n, seed=0)
+    assert trpo.importance_sampled_gain(
+        m, old, new, q, n
+    ) == trpo.importance_sampled_gain(m, old, new, q, n, seed=0)
     x1 = Q[s, a] / (1 - m.gamma)
-    assert trpo.importance_sampled_gain(m, old, new, q, n, seed=seed, use_ratio=False)[0] == pytest.approx(x1.mean(), rel=1e-12)
+    assert trpo.importance_sampled_gain(m, old, new, q, n, seed=seed, use_ratio=False)[
+        0
+    ] == pytest.approx(x1.mean(), rel=1e-12)
     with pytest.raises(ValueError, match=r"^n_samples must be a positive integer"):
         trpo.importance_sampled_gain(m, old, new, q, 0)

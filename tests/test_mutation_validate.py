@@ -31,7 +31,9 @@ def test_float32_rows_that_sum_to_one_in_float32_are_accepted():
 
 def test_float64_off_by_1e6_is_refused():
     p = np.array([0.5, 0.5 + 1e-6])
-    with pytest.raises(ValueError, match=r"^p must sum to 1 along its last axis \(tolerance 1e-08\)"):
+    with pytest.raises(
+        ValueError, match=r"^p must sum to 1 along its last axis \(tolerance 1e-08\)"
+    ):
         check_distribution(p, "p")
     # the same numbers within the float64 tolerance are accepted
     check_distribution(np.array([0.5, 0.5 + 1e-9]), "p")
@@ -45,19 +47,27 @@ def test_float32_off_by_much_more_than_rounding_is_refused():
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_is_refused(bad):
-    with pytest.raises(ValueError, match=r"^p contains NaN or inf \(first at index \(1,\)\)"):
+    with pytest.raises(
+        ValueError, match=r"^p contains NaN or inf \(first at index \(1,\)\)"
+    ):
         check_distribution([0.5, bad, 0.5], "p")
 
 
 def test_negative_is_refused_even_when_the_row_sums_to_one():
-    with pytest.raises(ValueError, match=r"^p has a negative probability -0\.5 at index \(0, 1\)$"):
+    with pytest.raises(
+        ValueError, match=r"^p has a negative probability -0\.5 at index \(0, 1\)$"
+    ):
         check_distribution([[1.5, -0.5], [0.5, 0.5]], "p")
 
 
 def test_scalar_and_empty_last_axis_are_refused():
-    with pytest.raises(ValueError, match=r"^p must have at least one dimension, got a scalar$"):
+    with pytest.raises(
+        ValueError, match=r"^p must have at least one dimension, got a scalar$"
+    ):
         check_distribution(1.0, "p")
-    with pytest.raises(ValueError, match=r"^p must have a non-empty last axis, got shape \(2, 0\)$"):
+    with pytest.raises(
+        ValueError, match=r"^p must have a non-empty last axis, got shape \(2, 0\)$"
+    ):
         check_distribution(np.zeros((2, 0)), "p")
 
 
@@ -85,7 +95,10 @@ def test_the_one_check_is_used_by_mdp_td_and_the_deep_modules():
         assert mod.check_distribution is check_distribution
     m = M.random_mdp(3, 2, seed=0)
     pi32 = np.full((3, 2), 0.5, dtype=np.float32)
-    pi32[0] = [np.float32(0.1), np.float32(0.9)]  # sums to 1 only up to float32 rounding
+    pi32[0] = [
+        np.float32(0.1),
+        np.float32(0.9),
+    ]  # sums to 1 only up to float32 rounding
     assert M.check_policy(m, pi32).dtype == np.float64
     with pytest.raises(ValueError, match=r"^pi must sum to 1"):
         M.check_policy(m, np.array([[0.5, 0.5 + 1e-6]] * 3))
@@ -128,7 +141,9 @@ def test_positive_int_accepts_numpy_ints():
 def test_as_array_messages():
     with pytest.raises(ValueError, match=r"^x must be an array of numbers, got str"):
         as_array("abc", "x")
-    with pytest.raises(ValueError, match=r"^x must have 2 dimension\(s\), got shape \(3,\)$"):
+    with pytest.raises(
+        ValueError, match=r"^x must have 2 dimension\(s\), got shape \(3,\)$"
+    ):
         as_array([1, 2, 3], "x", ndim=2)
     with pytest.raises(ValueError, match=r"^x must have shape \(any, 2\), got \(3,\)$"):
         as_array([1, 2, 3], "x", shape=(-1, 2))
