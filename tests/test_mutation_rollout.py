@@ -102,3 +102,27 @@ def test_action_bound_report_per_dimension_bounds_and_messages():
         action_bound_report([np.nan], -1.0, 1.0)
     with pytest.raises(ValueError, match=r"^low must not exceed high$"):
         action_bound_report([0.0], 1.0, -1.0)
+
+
+def test_make_vector_env_prefers_the_vectorised_implementation():
+    envs = make_vector_env("CartPole-v1", 3, seed=0)
+    assert type(envs).__name__ == "CartPoleVectorEnv" and envs.num_envs == 3
+    # an environment without one falls back to stepping copies one by one
+    envs = make_vector_env("Pendulum-v1", 2, seed=0)
+    assert isinstance(envs, gym.vector.SyncVectorEnv) and envs.num_envs == 2
+    assert envs.envs[0].spec.id == "Pendulum-v1"
+    with pytest.raises(
+        ValueError, match=r"^num_envs must be a positive integer, got 0$"
+    ):
+        make_vector_env("CartPole-v1", 0, seed=0)
+
+
+def test_make_vector_env_resets_with_the_seed():
+    a = make_vector_env("Pendulum-v1", 2, seed=4)
+    b = make_vector_env("Pendulum-v1", 2, seed=4)
+    oa, _, _, _, _ = a.step(np.zeros((2, 1), dtype=np.float32))
+    ob, _, _, _, _ = b.step(np.zeros((2, 1), dtype=np.float32))
+    np.testing.assert_array_equal(oa, ob)
+    c = make_vector_env("Pendulum-v1", 2, seed=5)
+    oc, _, _, _, _ = c.step(np.zeros((2, 1), dtype=np.float32))
+    assert not np.array_equal(oa, oc)
