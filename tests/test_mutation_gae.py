@@ -418,3 +418,18 @@ def test_gae_moment_z_needs_two_segments():
     states, actions, rewards = batch(m, pi, N=1)
     with pytest.raises(ValueError, match=r"^samples needs at least 2 rows, got 1$"):
         gae_moment_z(m, pi, V, [0.5], states, actions, rewards)
+
+
+def test_gae_with_integer_torch_rewards_keeps_float_values():
+    # integer rewards do not make the other arguments integers: V = 0.5 stays 0.5
+    out = gae(
+        torch.tensor([1, 0]),
+        torch.tensor([0.5, 0.5]),
+        torch.tensor([0.5, 0.5]),
+        torch.tensor([0, 1]),
+        torch.tensor([0, 0]),
+        1.0,
+        1.0,
+    )
+    # delta = [1 + 0.5 - 0.5, 0 - 0.5] (terminated), A_0 = 1 + A_1
+    torch.testing.assert_close(out, torch.tensor([0.5, -0.5]))
