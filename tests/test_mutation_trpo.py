@@ -549,3 +549,94 @@ def test_backtracking_line_search_edges():
         ValueError, match=r"^objective and constraint must be functions of x$"
     ):
         trpo.backtracking_line_search(obj, None, 0.0, 2.0, 1.0)
+
+
+# ---------------------------------------------------------------- counting functions on hand-made cases
+def test_empirical_constant_kl_form_and_skipped_cases():
+    from companion.cpi import surrogate
+    from companion.mdp import expected_return
+
+    m, old, new = trpo.near_tight_case(0.5, 0.2)
+    # form "kl": the ratio uses max KL, not TV^2
+    unit = trpo.penalty_coefficient(m, old, constant=1.0) * float(
+        np.max(trpo.kl_divergence(old, new))
+    )
+    ref = (surrogate(m, old, new) - expected_return(m, new)) / unit
+    assert trpo.empirical_constant([(m, old, new)], "kl") == pytest.approx(ref)
+    assert trpo.empirical_constant([(m, old, new)], "tv") == pytest.approx(
+        4 * (1 - 0.5) ** 2
+    )
+    # a case with pi_new = pi_old has no divergence: skipped, not a division by zero
+    assert trpo.empirical_constant([(m, old, old)]) == 0.0
+    with pytest.raises(ValueError, match=r"^form must be 'tv' or 'kl', got 'KL'$"):
+        trpo.empirical_constant([(m, old, new)], "KL")
+    with pytest.raises(
+        ValueError,
+        match=r"^cases must contain at least one \(mdp, pi_old, pi_new\) triple$",
+    ):
+        trpo.empirical_constant([])
+
+
+def test_near_tight_case_bounds_on_alpha():
+    m, old, new = trpo.near_tight_case(0.5, 0.5)  # alpha = 0.5 is allowed
+    np.testing.assert_allclose(new[0], [1.0, 0.0])
+    np.testing.assert_allclose(m.R, [[0, 0], [1, -1], [1, -1], [0, 0]])
+    with pytest.raises(ValueError, match=r"^alpha must lie in \(0, 0\.5\], got 0\.6$"):
+        trpo.near_tight_case(0.5, 0.6)
+
+
+def test_bad_mean_advantage_states_is_relative_to_the_advantage_scale():
+    m, old, new = trpo.near_tight_case(0.5, 0.2)
+    abar = trpo.mean_advantage(m, old, new)
+    # state 1 (mean advantage -0.4) is bad; state 2 (+0.4) is not; state 3 has zero advantage
+    assert abar[1] == pytest.approx(-0.4) and abar[2] == pytest.approx(0.4)
+    assert trpo.bad_mean_advantage_states(m, old, new) == 1
+    # scaled rewards scale the advantages: a tolerance relative to max|A| gives the same count
+    m10 = TabularMDP(m.P, 1e-3 * m.R, m.gamma, m.mu)
+    assert trpo.bad_mean_advantage_states(m10, old, new, tol=0.3) == 1
+    assert trpo.bad_mean_advantage_states(m10, old, new, tol=0.5) == 0
+    with pytest.raises(ValueError, match=r"^tol must be a finite non-negative number"):
+        trpo.bad_mean_advantage_states(m, old, new, tol=-1)
+
+
+def test_bound_violations_counts_strictly():
+    from companion.mdp import expected_return
+
+    m, old, new = trpo.near_tight_case(0.5, 0.2)
+    J = expected_return(m, new)
+    assert (
+        trpo.bound_violations(lambda *c: J, [(m, old, new)], tol=0.0) == 0
+    )  # equality is no violation
+    assert trpo.bound_violations(lambda *c: J + 1e-6, [(m, old, new)], tol=0.0) == 1
+    assert trpo.bound_violations(lambda *c: J + 1e-6, [(m, old, new)], tol=1e-5) == 0
+    with pytest.raises(
+        ValueError,
+        match=r"^bound_fn must be a function \(mdp, pi_old, pi_new\) -> float$",
+    ):
+        trpo.bound_violations(None, [(m, old, new)])
+    with pytest.raises(ValueError, match=r"^tol must be a finite non-negative number"):
+        trpo.bound_violations(lambda *c: J, [(m, old, new)], tol=-1.0)
+    with pytest.raises(
+        ValueError, match=r"^cases\[0\] must be an \(mdp, pi_old, pi_new\) triple$"
+    ):
+        trpo.bound_violations(lambda *c: J, [(m, old)])
+
+
+def test_mean_advantage_violations_factor():
+    m, old, new = trpo.near_tight_case(0.5, 0.2)
+    # max |Abar| = 0.4 = 2 * alpha * eps with alpha = 0.2, eps = 1: the factor 2 is tight
+    assert trpo.mean_advantage_violations(2.0, [(m, old, new)]) == 0
+    assert trpo.mean_advantage_violations(1.99, [(m, old, new)]) == 1
+    with pytest.raises(
+        ValueError, match=r"^factor must be a finite non-negative number"
+    ):
+        trpo.mean_advantage_violations(-1.0, [(m, old, new)])
+
+
+def test_pinsker_default_tol_is_tiny():
+    p = np.array([[0.5, 0.5]])
+    assert trpo.pinsker_violations(p, p, constant=0.0) == 0
+    q = np.array([[0.5 + 1e-7, 0.5 - 1e-7]])
+    # tv^2 = 1e-14 is below the default tol 1e-12 when the constant is 0
+    assert trpo.pinsker_violations(p, q, constant=0.0) == 0
+    assert trpo.pinsker_violations(p, q, constant=0.0, tol=0.0) == 1
