@@ -195,7 +195,7 @@ def test_orthogonal_init_gains():
     )
     hidden = agent.critic[0].weight.detach()
     torch.testing.assert_close(hidden.T @ hidden, 2.0 * torch.eye(5), atol=1e-5, rtol=0)
-    assert float(agent.critic[-1].bias.abs().sum()) == 0.0
+    assert float(agent.critic[-1].bias.detach().abs().sum()) == 0.0
 
 
 def test_greedy_discrete_is_the_argmax():
