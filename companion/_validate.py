@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-#: Absolute tolerance used when checking that probabilities sum to one.
+#: Smallest absolute tolerance used when checking that probabilities sum to one
+#: (:func:`check_distribution` widens it for low-precision inputs).
 PROB_ATOL = 1e-8
 
 
@@ -40,25 +41,36 @@ def as_array(x: Any, name: str, ndim: int | None = None, shape: tuple[int, ...] 
 def check_distribution(x: Any, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Check that ``x`` holds probability distributions along its last axis.
 
-    Entries must be finite, non-negative and each slice along the last axis must sum
-    to one (within :data:`PROB_ATOL`). Returns the array as float64.
+    The tolerance is dtype-aware. Entries must be finite and non-negative; each slice
+    along the last axis (which must be non-empty) must sum to one within
+    ``max(PROB_ATOL, 4 n eps)``, where ``n`` is the length of the last axis and
+    ``eps`` the machine epsilon of the input's floating dtype (so a float32 policy whose
+    rows sum to one up to float32 rounding is accepted). Returns a float64 array.
     """
+    try:
+        in_dtype = np.asarray(x).dtype
+    except Exception:  # as_array below reports the problem with the argument's name
+        in_dtype = np.dtype(np.float64)
+    eps = np.finfo(in_dtype).eps if np.issubdtype(in_dtype, np.floating) else np.finfo(np.float64).eps
     arr = as_array(x, name, shape=shape)
     if arr.ndim == 0:
         raise ValueError(f"{name} must have at least one dimension, got a scalar")
+    if arr.shape[-1] == 0:
+        raise ValueError(f"{name} must have a non-empty last axis, got shape {arr.shape}")
     if np.any(arr < 0):
         bad = np.argwhere(arr < 0)[0]
         raise ValueError(
             f"{name} has a negative probability {arr[tuple(bad)]:.3g} at index {tuple(int(i) for i in bad)}"
         )
-    sums = arr.sum(axis=-1)
-    off = np.abs(sums - 1.0) > PROB_ATOL
+    atol = max(PROB_ATOL, 4 * arr.shape[-1] * float(eps))
+    sums = np.atleast_1d(arr.sum(axis=-1))
+    off = np.abs(sums - 1.0) > atol
     if np.any(off):
-        bad = np.argwhere(np.atleast_1d(off))[0]
-        where = f" at index {tuple(int(i) for i in bad)}" if arr.ndim > 1 else ""
+        bad = tuple(int(i) for i in np.argwhere(off)[0])
+        where = f" at index {bad}" if arr.ndim > 1 else ""
         raise ValueError(
-            f"{name} must sum to 1 along its last axis, but sums to "
-            f"{np.atleast_1d(sums)[tuple(bad)]:.6g}{where}"
+            f"{name} must sum to 1 along its last axis (tolerance {atol:.1g}), but sums to "
+            f"{sums[bad]:.12g} (off by {sums[bad] - 1.0:+.3g}){where}"
         )
     return arr
 

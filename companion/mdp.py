@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from companion._validate import PROB_ATOL, as_array, check_gamma, check_positive_int
+from companion._validate import as_array, check_distribution, check_gamma, check_positive_int
 
 __all__ = [
     "TabularMDP",
@@ -62,42 +62,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- input validation
-def _check_distribution(x: Any, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """Probability distributions along the last axis, with a dtype-aware tolerance.
-
-    Entries must be finite and non-negative; each slice along the last axis must sum to
-    one within ``max(1e-8, 4 n eps)``, where ``n`` is the length of the last axis and
-    ``eps`` the machine epsilon of the input's floating dtype (so a float32 policy whose
-    rows sum to one up to float32 rounding is accepted). Returns a float64 array.
-    """
-    try:
-        in_dtype = np.asarray(x).dtype
-    except Exception:  # as_array below reports the problem with the argument's name
-        in_dtype = np.dtype(np.float64)
-    eps = np.finfo(in_dtype).eps if np.issubdtype(in_dtype, np.floating) else np.finfo(np.float64).eps
-    arr = as_array(x, name, shape=shape)
-    if arr.ndim == 0:
-        raise ValueError(f"{name} must have at least one dimension, got a scalar")
-    if arr.shape[-1] == 0:
-        raise ValueError(f"{name} must have a non-empty last axis, got shape {arr.shape}")
-    if np.any(arr < 0):
-        bad = np.argwhere(arr < 0)[0]
-        raise ValueError(
-            f"{name} has a negative probability {arr[tuple(bad)]:.3g} at index {tuple(int(i) for i in bad)}"
-        )
-    atol = max(PROB_ATOL, 4 * arr.shape[-1] * float(eps))
-    sums = np.atleast_1d(arr.sum(axis=-1))
-    off = np.abs(sums - 1.0) > atol
-    if np.any(off):
-        bad = tuple(int(i) for i in np.argwhere(off)[0])
-        where = f" at index {bad}" if arr.ndim > 1 else ""
-        raise ValueError(
-            f"{name} must sum to 1 along its last axis (tolerance {atol:.1g}), but sums to "
-            f"{sums[bad]:.12g} (off by {sums[bad] - 1.0:+.3g}){where}"
-        )
-    return arr
-
-
 def _check_mdp(mdp: Any) -> "TabularMDP":
     if not isinstance(mdp, TabularMDP):
         raise ValueError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
@@ -164,9 +128,9 @@ class TabularMDP:
         S, A, S2 = P.shape
         if S != S2 or S == 0 or A == 0:
             raise ValueError(f"P must have shape (S, A, S) with S, A >= 1, got {P.shape}")
-        P = _check_distribution(self.P, "P")
+        P = check_distribution(self.P, "P")
         R = as_array(self.R, "R", shape=(S, A))
-        mu = _check_distribution(self.mu, "mu", shape=(S,))
+        mu = check_distribution(self.mu, "mu", shape=(S,))
         gamma = check_gamma(self.gamma)
         for arr in (P, R, mu):
             arr.setflags(write=False)
@@ -227,7 +191,7 @@ def check_policy(mdp: TabularMDP, pi: Any) -> np.ndarray:
     float32 policy is accepted up to float32 rounding); returns a float64 array.
     """
     mdp = _check_mdp(mdp)
-    return _check_distribution(pi, "pi", shape=(mdp.n_states, mdp.n_actions))
+    return check_distribution(pi, "pi", shape=(mdp.n_states, mdp.n_actions))
 
 
 def policy_transition_matrix(mdp: TabularMDP, pi: Any) -> np.ndarray:

@@ -26,12 +26,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from companion._validate import as_array, check_gamma, check_positive_int
+from companion._validate import as_array, check_distribution, check_gamma, check_positive_int
 from companion.mdp import (
     MonteCarloEstimate,
     TabularMDP,
     _categorical,
-    _check_distribution,
     _check_mdp,
     _check_seed,
     _draw,
@@ -183,7 +182,7 @@ def td0_runs(
     if state_dist is not None:
         if sampling != "random_states":
             raise ValueError("state_dist is only used with sampling='random_states'")
-        state_dist = _check_distribution(state_dist, "state_dist", shape=(S,))
+        state_dist = check_distribution(state_dist, "state_dist", shape=(S,))
         if np.any(state_dist <= 0):
             raise ValueError("state_dist must give every state a positive probability")
     elif sampling == "random_states":
@@ -275,7 +274,7 @@ def linear_td_fixed_point(mdp: TabularMDP, pi: Any, features: Any, state_dist: A
     Phi = as_array(features, "features", ndim=2)
     if Phi.shape[0] != S or Phi.shape[1] == 0:
         raise ValueError(f"features must have shape ({S}, k) with k >= 1, got {Phi.shape}")
-    d = _check_distribution(state_dist, "state_dist", shape=(S,))
+    d = check_distribution(state_dist, "state_dist", shape=(S,))
     if np.any(d <= 0):
         raise ValueError("state_dist must give every state a positive probability")
     P_pi = np.einsum("sa,sat->st", pi, mdp.P)
@@ -363,7 +362,7 @@ def weighted_projection(values: Any, features: Any, state_dist: Any) -> np.ndarr
     Weighted least squares, :math:`\\Phi (\\Phi^\\top D \\Phi)^{-1} \\Phi^\\top D v`,
     computed by ``lstsq`` on the rows scaled by :math:`\\sqrt{d}`.
     """
-    d = _check_distribution(state_dist, "state_dist")
+    d = check_distribution(state_dist, "state_dist")
     S = d.shape[0]
     v = as_array(values, "values", shape=(S,))
     Phi = as_array(features, "features", ndim=2)
@@ -428,7 +427,7 @@ def linear_td_runs(
     if state_dist is not None:
         if sampling != "random_states":
             raise ValueError("state_dist is only used with sampling='random_states'")
-        state_dist = _check_distribution(state_dist, "state_dist", shape=(S,))
+        state_dist = check_distribution(state_dist, "state_dist", shape=(S,))
     elif sampling == "random_states":
         state_dist = np.full(S, 1.0 / S)
     alpha0 = float(alpha0)

@@ -1,0 +1,642 @@
+"""Tests of ``companion.trpo`` that kill mutants the other tests let survive (tests/MUTATION.md).
+
+Only the analysis functions of Chapter 4 are tested here, not ``train_trpo``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from companion import trpo
+from companion.mdp import TabularMDP
+
+
+# ---------------------------------------------------------------- _fast_ratio against empirical_constant
+@pytest.mark.parametrize("form", ["tv", "kl"])
+@pytest.mark.parametrize("S, A", [(2, 2), (3, 2), (2, 3)])
+def test_fast_ratio_matches_the_exact_functions(form, S, A):
+    rng = np.random.default_rng(S * 10 + A)
+    n = S * A * S + 3 * S * A + S
+    positive = 0
+    for gamma in (0.5, 0.9):
+        for _ in range(8):
+            z = 2.0 * rng.normal(size=n)
+            P, R, mu, old, new = trpo._unpack_case(z, S, A)
+            case = (TabularMDP(P, R, gamma, mu), old, new)
+            fast = trpo._fast_ratio(z, S, A, gamma, form)
+            exact = trpo.empirical_constant([case], form)
+            assert max(fast, 0.0) == pytest.approx(exact, rel=1e-7, abs=1e-12)
+            positive += fast > 0
+    assert positive >= 3  # the comparison is not only 0 == 0
+
+
+@pytest.mark.parametrize("form", ["tv", "kl"])
+def test_fast_ratio_is_zero_for_identical_policies(form):
+    S, A = 2, 2
+    z = np.random.default_rng(0).normal(size=S * A * S + 3 * S * A + S) * 3.0
+    z[-S * A :] = z[-2 * S * A : -S * A]  # new = old
+    assert trpo._fast_ratio(z, S, A, 0.9, form) == 0.0
+
+
+def test_fast_ratio_is_zero_without_advantages():
+    S, A = 2, 2
+    z = np.random.default_rng(1).normal(size=S * A * S + 3 * S * A + S)
+    z[S * A * S : S * A * S + S * A] = 1.0  # constant reward: every advantage is 0
+    assert trpo._fast_ratio(z, S, A, 0.9, "tv") == 0.0
+
+
+# ---------------------------------------------------------------- worst_case_search
+def test_worst_case_search_defaults_and_reproducibility():
+    a = trpo.worst_case_search(0.9, max_evals=40)
+    b = trpo.worst_case_search(
+        0.9, n_states=2, n_actions=2, form="tv", n_starts=4, seed=0, max_evals=40
+    )
+    assert len(a) == 4
+    for (m1, o1, n1), (m2, o2, n2) in zip(a, b):
+        assert m1.P.shape == (2, 2, 2) and o1.shape == (2, 2)
+        np.testing.assert_array_equal(m1.P, m2.P)
+        np.testing.assert_array_equal(o1, o2)
+        np.testing.assert_array_equal(n1, n2)
+        # every case is a valid MDP and pair of policies
+        np.testing.assert_allclose(m1.P.sum(-1), 1.0, atol=1e-12)
+        np.testing.assert_allclose(o1.sum(-1), 1.0, atol=1e-12)
+        np.testing.assert_allclose(n1.sum(-1), 1.0, atol=1e-12)
+        np.testing.assert_allclose(m1.mu.sum(), 1.0, atol=1e-12)
+        assert m1.gamma == 0.9
+
+
+def test_worst_case_search_full_default_budget():
+    a = trpo.worst_case_search(0.9, n_starts=1)
+    b = trpo.worst_case_search(0.9, n_starts=1, max_evals=3000)
+    c = trpo.worst_case_search(0.9, n_starts=1, max_evals=100)
+    np.testing.assert_array_equal(a[0][1], b[0][1])
+    np.testing.assert_array_equal(a[0][2], b[0][2])
+    # a larger budget finds a tighter case than a small one
+    assert trpo.empirical_constant(a) > trpo.empirical_constant(c)
+
+
+def test_worst_case_search_kl_form_runs():
+    cases = trpo.worst_case_search(0.8, n_starts=1, form="kl", max_evals=30)
+    assert len(cases) == 1
+    assert trpo.empirical_constant(cases, "kl") >= 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            dict(gamma=0.0),
+            r"^gamma must be positive \(the bound is trivial at gamma = 0\)$",
+        ),
+        (dict(gamma=0.9, n_states=0), r"^n_states must be a positive integer"),
+        (dict(gamma=0.9, n_actions=0), r"^n_actions must be a positive integer"),
+        (dict(gamma=0.9, n_actions=1), r"^n_actions must be at least 2, got 1$"),
+        (dict(gamma=0.9, form="KL"), r"^form must be 'tv' or 'kl', got 'KL'$"),
+        (dict(gamma=0.9, n_starts=0), r"^n_starts must be a positive integer"),
+        (dict(gamma=0.9, max_evals=0), r"^max_evals must be a positive integer"),
+    ],
+)
+def test_worst_case_search_messages(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        trpo.worst_case_search(**kwargs)
+
+
+# ---------------------------------------------------------------- disagreement_series
+def test_disagreement_series_is_the_sum():
+    for gamma, alpha, n in [
+        (0.5, 0.3, 7),
+        (0.9, 1.0, 50),
+        (0.0, 0.5, 5),
+        (0.7, 0.0, 5),
+    ]:
+        ref = sum(gamma**t * (1 - (1 - alpha) ** t) for t in range(n))
+        assert float(trpo.disagreement_series(gamma, alpha, n)) == pytest.approx(
+            ref, rel=1e-13, abs=1e-15
+        )
+    out = trpo.disagreement_series([0.5, 0.9], 0.2, 30)
+    assert out.shape == (2,)
+    assert out[1] == pytest.approx(sum(0.9**t * (1 - 0.8**t) for t in range(30)))
+    out2 = trpo.disagreement_series(0.5, [0.2, 0.4], 30)
+    assert out2.shape == (2,)
+    assert out2[1] == pytest.approx(sum(0.5**t * (1 - 0.6**t) for t in range(30)))
+    # the default number of terms sums the series to its closed form
+    assert float(trpo.disagreement_series(0.9, 0.1)) == pytest.approx(
+        1 / 0.1 - 1 / (1 - 0.9 * 0.9), rel=1e-12
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((np.nan, 0.5), r"^gamma must lie in \[0, 1\)"),
+        ((1.0, 0.5), r"^gamma must lie in \[0, 1\)"),
+        ((-0.1, 0.5), r"^gamma must lie in \[0, 1\)"),
+        ((0.5, np.nan), r"^alpha must lie in \[0, 1\]"),
+        ((0.5, 1.1), r"^alpha must lie in \[0, 1\]"),
+        ((0.5, -0.1), r"^alpha must lie in \[0, 1\]"),
+        ((0.5, 0.5, 0), r"^n_terms must be a positive integer"),
+    ],
+)
+def test_disagreement_series_messages(args, message):
+    with pytest.raises(ValueError, match=message):
+        trpo.disagreement_series(*args)
+
+
+def test_series_bound_violations_counts():
+    def bound(g, a):
+        return a * g / (1 - g) ** 2
+
+    assert trpo.series_bound_violations(bound, [0.5, 0.9], [0.1, 0.5]) == 0
+    # half of the true sum is exceeded wherever the sum is positive
+    assert (
+        trpo.series_bound_violations(
+            lambda g, a: 0.5 * trpo.disagreement_series(g, a),
+            [0.0, 0.5, 0.9],
+            [0.0, 0.3],
+        )
+        == 2
+    )
+    with pytest.raises(
+        ValueError, match=r"^gammas must be at most 0\.999, got 0\.9995$"
+    ):
+        trpo.series_bound_violations(bound, [0.5, 0.9995], [0.1])
+
+
+# ---------------------------------------------------------------- cg_solve_error
+def spd(n, seed=0):
+    rng = np.random.default_rng(seed)
+    M = rng.normal(size=(n, n))
+    return M @ M.T + n * np.eye(n), rng.normal(size=n)
+
+
+def test_cg_solve_error_numpy_and_torch_with_grad():
+    A, b = spd(12)
+    assert trpo.cg_solve_error(A, b) < 1e-10
+    At = torch.tensor(A, requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True)
+    assert trpo.cg_solve_error(At, bt) < 1e-10
+
+
+def test_cg_solve_error_is_relative():
+    A, b = spd(5, seed=1)
+    assert trpo.cg_solve_error(
+        A, b, cg_fn=lambda Avp, b_, n: np.zeros_like(b_)
+    ) == pytest.approx(1.0)
+    exact = np.linalg.solve(A, b)
+    got = trpo.cg_solve_error(A, b, cg_fn=lambda Avp, b_, n: 1.5 * exact)
+    assert got == pytest.approx(0.5)
+    # the default solver is run for len(b) iterations, far below its default stopping tolerance
+    seen = []
+
+    def spy(Avp, b_, n):
+        seen.append(n)
+        return trpo.conjugate_gradient(Avp, b_, n, tol=1e-30)
+
+    trpo.cg_solve_error(A, b, cg_fn=spy)
+    assert seen == [5]
+
+
+def test_cg_solve_error_default_solver_uses_len_b_iterations_and_tiny_tolerance():
+    # a 30 x 30 system with condition number 10 and a small right-hand side: 10 iterations
+    # (the default of conjugate_gradient) or the default tolerance 1e-10 on the squared
+    # residual leave a visible error
+    rng = np.random.default_rng(3)
+    Q, _ = np.linalg.qr(rng.normal(size=(30, 30)))
+    A = Q @ np.diag(np.logspace(0, 1, 30)) @ Q.T
+    b = 1e-5 * rng.normal(size=30)
+    err = trpo.cg_solve_error(A, b)
+    x10 = trpo.conjugate_gradient(lambda v: A @ v, b, 10, tol=1e-30)
+    x_tol = trpo.conjugate_gradient(lambda v: A @ v, b, 30)
+    exact = np.linalg.solve(A, b)
+    rel = lambda x: np.linalg.norm(x - exact) / np.linalg.norm(exact)  # noqa: E731
+    assert err < 1e-10
+    assert rel(x10) > 100 * err and rel(x_tol) > 100 * err
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda A, b: trpo.cg_solve_error(A, b[:, None]),
+            r"^b must be a 1-D vector, got shape \(4, 1\)$",
+        ),
+        (
+            lambda A, b: trpo.cg_solve_error(A, list(b)),
+            r"^b must be a 1-D vector, got shape None$",
+        ),
+        (
+            lambda A, b: trpo.cg_solve_error(A[:, :3], b),
+            r"^A must be a square matrix matching b, got shape \(4, 3\)$",
+        ),
+        (
+            lambda A, b: trpo.cg_solve_error(A.tolist(), b),
+            r"^A must be a square matrix matching b, got shape None$",
+        ),
+        (
+            lambda A, b: trpo.cg_solve_error(A, b, cg_fn=1),
+            r"^cg_fn and Avp must be functions$",
+        ),
+        (
+            lambda A, b: trpo.cg_solve_error(A, b, Avp=1),
+            r"^cg_fn and Avp must be functions$",
+        ),
+    ],
+)
+def test_cg_solve_error_messages(call, message):
+    A, b = spd(4)
+    with pytest.raises(ValueError, match=message):
+        call(A, b)
+
+
+# ---------------------------------------------------------------- distances and Pinsker
+def test_kl_divergence_values_and_messages():
+    p = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
+    q = np.array([[0.25, 0.25, 0.5], [0.5, 0.0, 0.5]])
+    kl = trpo.kl_divergence(p, q)
+    assert kl[0] == pytest.approx(np.log(2.0))
+    assert kl[1] == np.inf
+    with np.errstate(
+        all="raise"
+    ):  # the 0 log 0 and log 0 of the rows are handled silently
+        trpo.kl_divergence(p, q)
+    with pytest.raises(ValueError, match=r"^q must have shape \(2, 3\), got \(3,\)$"):
+        trpo.kl_divergence(p, q[0])
+    with pytest.raises(ValueError, match=r"^q must sum to 1"):
+        trpo.kl_divergence(p, q * 2)
+    with pytest.raises(ValueError, match=r"^p must sum to 1"):
+        trpo.tv_distance(p * 2, q)
+
+
+def test_pinsker_violations_counts_rows_strictly_above():
+    p = np.array([[0.5, 0.5], [0.9, 0.1], [0.5, 0.5]])
+    q = np.array([[0.6, 0.4], [0.2, 0.8], [0.5, 0.5]])
+    tv = 0.5 * np.abs(p - q).sum(1)
+    kl = (p * np.log(p / q)).sum(1)
+    assert trpo.pinsker_violations(p, q) == 0
+    # with the constant set to tv^2 / kl of row 0 exactly, row 0 is not counted (strict >, tol 0)
+    c0 = tv[0] ** 2 / kl[0]
+    assert trpo.pinsker_violations(p, q, constant=c0 * (1 - 1e-9), tol=0.0) == int(
+        np.sum(tv**2 > c0 * (1 - 1e-9) * kl)
+    )
+    assert (
+        trpo.pinsker_violations(p, q, constant=0.0, tol=0.0) == 2
+    )  # identical rows: 0 > 0 is false
+    assert trpo.pinsker_violations(p, q, constant=0.0, tol=tv[0] ** 2) == 1
+    with pytest.raises(
+        ValueError, match=r"^tol must be a finite non-negative number, got -1\.0$"
+    ):
+        trpo.pinsker_violations(p, q, tol=-1.0)
+    with pytest.raises(ValueError, match=r"^constant must be a number, got 'a'$"):
+        trpo.pinsker_violations(p, q, constant="a")
+    # the default constant is 1/2: a pair with tv^2 between kl/2 and 0.6 kl tells
+    assert trpo.pinsker_violations(p, q) == trpo.pinsker_violations(p, q, constant=0.5)
+
+
+# ---------------------------------------------------------------- two_state_case
+def test_two_state_case_policies():
+    m, old, new = trpo.two_state_case(0.9, 0.2, alpha_bad=0.1, p=0.3)
+    np.testing.assert_allclose(old, [[0.7, 0.3], [0.5, 0.5]])
+    np.testing.assert_allclose(new, [[0.5, 0.5], [0.4, 0.6]])
+    np.testing.assert_allclose(m.R, [[0.0, 1.0], [1.0, -1.0]])
+    assert trpo.two_state_case(0.9, 0.7, alpha_bad=0.1, p=0.3)[2][
+        0, 1
+    ] == pytest.approx(1.0)  # alpha = 1 - p is allowed
+    assert trpo.two_state_case(0.9, 0.2, alpha_bad=0.0)[2][1, 1] == 0.5
+    assert trpo.two_state_case(0.9, 0.2, alpha_bad=0.5)[2][1, 1] == 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(p=1.0), r"^p must lie in \[0, 1\), got 1\.0$"),
+        (dict(p=np.nan), r"^p must lie in \[0, 1\)"),
+        (dict(alpha=0.75, p=0.3), r"^alpha must lie in \(0, 1 - p\], got 0\.75$"),
+        (dict(alpha=1.5), r"^alpha must lie in \(0, 1 - p\]"),
+        (dict(alpha_bad=0.6), r"^alpha_bad must lie in \[0, 0\.5\], got 0\.6$"),
+        (dict(alpha_bad=-0.1), r"^alpha_bad must lie in \[0, 0\.5\]"),
+    ],
+)
+def test_two_state_case_messages(kwargs, message):
+    args = dict(gamma=0.9, alpha=0.2) | kwargs
+    with pytest.raises(ValueError, match=message):
+        trpo.two_state_case(**args)
+
+
+# ---------------------------------------------------------------- importance_sampled_gain
+def test_importance_sampled_gain_matches_a_direct_sampler():
+    from companion import mdp as M
+
+    m = M.random_mdp(3, 3, gamma=0.8, seed=2)
+    old, new, q = (M.random_policy(3, 3, seed=s) for s in (3, 4, 5))
+    n, seed = 200, 9
+    mean, se = trpo.importance_sampled_gain(m, old, new, q, n, seed=seed)
+    rho = M.visitation(m, old)
+    Q = M.q_function(m, old)
+    rng = np.random.default_rng(seed)
+    s = rng.choice(3, size=n, p=rho / rho.sum())
+    u = rng.random(n)
+    a = np.array(
+        [
+            min(int(np.searchsorted(np.cumsum(q[si]), ui, side="left")), 2)
+            for si, ui in zip(s, u)
+        ]
+    )
+    x = new[s, a] / q[s, a] * Q[s, a] / (1 - m.gamma)
+    assert mean == pytest.approx(x.mean(), rel=1e-12)
+    assert se == pytest.approx(x.std() / np.sqrt(n), rel=1e-12)
+    assert trpo.importance_sampled_gain(
+        m, old, new, q, n
+    ) == trpo.importance_sampled_gain(m, old, new, q, n, seed=0)
+    x1 = Q[s, a] / (1 - m.gamma)
+    assert trpo.importance_sampled_gain(m, old, new, q, n, seed=seed, use_ratio=False)[
+        0
+    ] == pytest.approx(x1.mean(), rel=1e-12)
+    with pytest.raises(ValueError, match=r"^n_samples must be a positive integer"):
+        trpo.importance_sampled_gain(m, old, new, q, 0)
+
+
+# ---------------------------------------------------------------- exact_trpo_step against an independent optimiser
+def _independent_step(m, old, max_kl=None, constant=4.0):
+    """The same problem solved by SLSQP over softmax logits, from many starts."""
+    from scipy.optimize import minimize
+
+    from companion.cpi import surrogate
+
+    S, A = old.shape
+    C = trpo.penalty_coefficient(m, old, constant)
+
+    def pol(th):
+        z = th.reshape(S, A)
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    def kl_max(p):
+        return float(np.max(np.sum(old * (np.log(old) - np.log(p)), axis=1)))
+
+    th0 = np.log(old).ravel()
+    if max_kl is None:
+        res = minimize(
+            lambda th: -(surrogate(m, old, pol(th)) - C * kl_max(pol(th))),
+            th0,
+            method="Nelder-Mead",
+            options={"xatol": 1e-12, "fatol": 1e-15, "maxfev": 40000},
+        )
+    else:
+        cons = [
+            {
+                "type": "ineq",
+                "fun": lambda th, s=s: (
+                    max_kl - np.sum(old[s] * (np.log(old[s]) - np.log(pol(th)[s])))
+                ),
+            }
+            for s in range(S)
+        ]
+        res = minimize(
+            lambda th: -surrogate(m, old, pol(th)),
+            th0,
+            method="SLSQP",
+            constraints=cons,
+            options={"ftol": 1e-14, "maxiter": 1000},
+        )
+    return pol(res.x)
+
+
+def _objective(m, old, new, max_kl=None, constant=4.0):
+    from companion.cpi import surrogate
+
+    if max_kl is None:
+        C = trpo.penalty_coefficient(m, old, constant)
+        return surrogate(m, old, new) - C * float(np.max(trpo.kl_divergence(old, new)))
+    return surrogate(m, old, new)
+
+
+@pytest.mark.parametrize("max_kl", [0.05])
+def test_exact_trpo_step_is_optimal(max_kl):
+    """Against SLSQP. Measured: trust-constr stops with every state's KL 0.1-0.5 % below
+    max_kl and the surrogate 1.3e-4 (relative) below SLSQP's optimum; the tolerances
+    here are those of that accuracy (see tests/MUTATION.md)."""
+    from companion import mdp as M
+
+    m = M.random_mdp(3, 2, gamma=0.7, seed=4)
+    old = M.random_policy(3, 2, seed=5)
+    new = trpo.exact_trpo_step(m, old, max_kl=max_kl)
+    ref = _independent_step(m, old, max_kl=max_kl)
+    got, best = _objective(m, old, new, max_kl), _objective(m, old, ref, max_kl)
+    scale = abs(_objective(m, old, old, max_kl)) + 1e-12
+    assert best - 1e-3 * scale <= got <= best + 1e-9 * scale
+    assert float(np.max(trpo.kl_divergence(old, new))) == pytest.approx(
+        max_kl, rel=1e-2
+    )  # the constraint is active
+    np.testing.assert_allclose(new, ref, atol=1e-3)
+
+
+def test_exact_trpo_step_default_constant_and_messages():
+    from companion import mdp as M
+
+    m = M.random_mdp(3, 2, gamma=0.7, seed=4)
+    old = M.random_policy(3, 2, seed=5)
+    np.testing.assert_array_equal(
+        trpo.exact_trpo_step(m, old), trpo.exact_trpo_step(m, old, constant=4.0)
+    )
+    assert not np.allclose(
+        trpo.exact_trpo_step(m, old, constant=1.0),
+        trpo.exact_trpo_step(m, old, constant=4.0),
+    )
+    bad = old.copy()
+    bad[0] = [1.0, 0.0]
+    with pytest.raises(
+        ValueError,
+        match=r"^pi_old must put positive probability on every action \(softmax parameters\)$",
+    ):
+        trpo.exact_trpo_step(m, bad)
+    with pytest.raises(
+        ValueError, match=r"^max_kl must be None or a finite positive number, got 0\.0$"
+    ):
+        trpo.exact_trpo_step(m, old, max_kl=0.0)
+    flat = TabularMDP(m.P, np.zeros((3, 2)), 0.7, m.mu)  # every advantage is 0
+    with pytest.raises(
+        ValueError,
+        match=r"^the penalty coefficient is 0 \(no advantage\): nothing to trade off$",
+    ):
+        trpo.exact_trpo_step(flat, old)
+
+
+# ---------------------------------------------------------------- full_step, quadratic_kl_error, line search
+def test_full_step_values_and_messages():
+    F = np.array([[2.0, 0.5], [0.5, 1.0]])
+    x = np.array([1.0, -2.0])
+    s = trpo.full_step(x, F @ x, 0.01)
+    assert 0.5 * s @ F @ s == pytest.approx(0.01)
+    np.testing.assert_allclose(s, np.sqrt(0.02 / (x @ F @ x)) * x)
+    with pytest.raises(
+        ValueError,
+        match=r"^x and Fx must be 1-D vectors of the same shape, got \(2,\) and \(3,\)$",
+    ):
+        trpo.full_step(x, np.ones(3), 0.01)
+    with pytest.raises(
+        ValueError,
+        match=r"^x and Fx must be 1-D vectors of the same shape, got \(2,\) and None$",
+    ):
+        trpo.full_step(x, [1.0, 2.0], 0.01)
+    with pytest.raises(
+        ValueError,
+        match=r"^x and Fx must be 1-D vectors of the same shape, got \(1, 2\) and \(2,\)$",
+    ):
+        trpo.full_step(x[None], F @ x, 0.01)
+    with pytest.raises(ValueError, match=r"^x\^T F x must be positive"):
+        trpo.full_step(np.zeros(2), np.zeros(2), 0.01)
+
+
+def test_quadratic_kl_error_values_and_messages():
+    F = np.array([[2.0, 0.5], [0.5, 1.0]])
+    x = [1, -2]  # integers are fine
+    assert trpo.quadratic_kl_error(trpo.full_step, F, x, 0.01) < 1e-12
+    half = trpo.quadratic_kl_error(
+        lambda x_, Fx, d: np.sqrt(d / (x_ @ Fx)) * x_, F, x, 0.01
+    )
+    assert half == pytest.approx(0.5)
+    with pytest.raises(
+        ValueError,
+        match=r"^F must be square and x a matching vector, got \(2, 3\) and \(2,\)$",
+    ):
+        trpo.quadratic_kl_error(trpo.full_step, np.ones((2, 3)), x, 0.01)
+    with pytest.raises(
+        ValueError,
+        match=r"^F must be square and x a matching vector, got \(2, 2\) and \(3,\)$",
+    ):
+        trpo.quadratic_kl_error(trpo.full_step, F, [1, 2, 3], 0.01)
+    with pytest.raises(
+        ValueError,
+        match=r"^F must be square and x a matching vector, got \(2,\) and \(2,\)$",
+    ):
+        trpo.quadratic_kl_error(trpo.full_step, np.ones(2), x, 0.01)
+
+
+def test_backtracking_line_search_edges():
+    obj = lambda v: -float((v - 1.0) ** 2)  # noqa: E731
+    con = lambda v: float(abs(v))  # noqa: E731
+    # the full step is accepted when the constraint holds with equality
+    assert trpo.backtracking_line_search(obj, con, 0.0, 1.5, max_constraint=1.5) == (
+        1.5,
+        1.0,
+    )
+    # too long: halved once
+    assert trpo.backtracking_line_search(obj, con, 0.0, 1.5, max_constraint=1.0) == (
+        0.75,
+        0.5,
+    )
+    # max_constraint 0 is allowed (nothing moves away from 0)
+    assert trpo.backtracking_line_search(obj, con, 0.0, 2.0, max_constraint=0.0) == (
+        0.0,
+        0.0,
+    )
+    # the default is 10 tries: 2 * 0.5^9 is tried, 2 * 0.5^10 is not
+    tiny = lambda v: float(abs(v)) * 0  # noqa: E731
+    tried = []
+    trpo.backtracking_line_search(
+        lambda v: tried.append(v) or -1.0, tiny, 0.0, 2.0, max_constraint=1.0
+    )
+    assert len(tried) == 1 + 10
+    with pytest.raises(ValueError, match=r"^shrink must lie in \(0, 1\), got 0$"):
+        trpo.backtracking_line_search(obj, con, 0.0, 2.0, 1.0, shrink=0)
+    with pytest.raises(ValueError, match=r"^shrink must lie in \(0, 1\), got 1$"):
+        trpo.backtracking_line_search(obj, con, 0.0, 2.0, 1.0, shrink=1)
+    with pytest.raises(ValueError, match=r"^max_backtracks must be a positive integer"):
+        trpo.backtracking_line_search(obj, con, 0.0, 2.0, 1.0, max_backtracks=0)
+    with pytest.raises(
+        ValueError, match=r"^objective and constraint must be functions of x$"
+    ):
+        trpo.backtracking_line_search(obj, None, 0.0, 2.0, 1.0)
+
+
+# ---------------------------------------------------------------- counting functions on hand-made cases
+def test_empirical_constant_kl_form_and_skipped_cases():
+    from companion.cpi import surrogate
+    from companion.mdp import expected_return
+
+    m, old, new = trpo.near_tight_case(0.5, 0.2)
+    # form "kl": the ratio uses max KL, not TV^2
+    unit = trpo.penalty_coefficient(m, old, constant=1.0) * float(
+        np.max(trpo.kl_divergence(old, new))
+    )
+    ref = (surrogate(m, old, new) - expected_return(m, new)) / unit
+    assert trpo.empirical_constant([(m, old, new)], "kl") == pytest.approx(ref)
+    assert trpo.empirical_constant([(m, old, new)], "tv") == pytest.approx(
+        4 * (1 - 0.5) ** 2
+    )
+    # a case with pi_new = pi_old has no divergence: skipped, not a division by zero
+    assert trpo.empirical_constant([(m, old, old)]) == 0.0
+    with pytest.raises(ValueError, match=r"^form must be 'tv' or 'kl', got 'KL'$"):
+        trpo.empirical_constant([(m, old, new)], "KL")
+    with pytest.raises(
+        ValueError,
+        match=r"^cases must contain at least one \(mdp, pi_old, pi_new\) triple$",
+    ):
+        trpo.empirical_constant([])
+
+
+def test_near_tight_case_bounds_on_alpha():
+    m, old, new = trpo.near_tight_case(0.5, 0.5)  # alpha = 0.5 is allowed
+    np.testing.assert_allclose(new[0], [1.0, 0.0])
+    np.testing.assert_allclose(m.R, [[0, 0], [1, -1], [1, -1], [0, 0]])
+    with pytest.raises(ValueError, match=r"^alpha must lie in \(0, 0\.5\], got 0\.6$"):
+        trpo.near_tight_case(0.5, 0.6)
+
+
+def test_bad_mean_advantage_states_is_relative_to_the_advantage_scale():
+    m, old, new = trpo.near_tight_case(0.5, 0.2)
+    abar = trpo.mean_advantage(m, old, new)
+    # state 1 (mean advantage -0.4) is bad; state 2 (+0.4) is not; state 3 has zero advantage
+    assert abar[1] == pytest.approx(-0.4) and abar[2] == pytest.approx(0.4)
+    assert trpo.bad_mean_advantage_states(m, old, new) == 1
+    # scaled rewards scale the advantages: a tolerance relative to max|A| gives the same count
+    m10 = TabularMDP(m.P, 1e-3 * m.R, m.gamma, m.mu)
+    assert trpo.bad_mean_advantage_states(m10, old, new, tol=0.3) == 1
+    assert trpo.bad_mean_advantage_states(m10, old, new, tol=0.5) == 0
+    with pytest.raises(ValueError, match=r"^tol must be a finite non-negative number"):
+        trpo.bad_mean_advantage_states(m, old, new, tol=-1)
+
+
+def test_bound_violations_counts_strictly():
+    from companion.mdp import expected_return
+
+    m, old, new = trpo.near_tight_case(0.5, 0.2)
+    J = expected_return(m, new)
+    assert (
+        trpo.bound_violations(lambda *c: J, [(m, old, new)], tol=0.0) == 0
+    )  # equality is no violation
+    assert trpo.bound_violations(lambda *c: J + 1e-6, [(m, old, new)], tol=0.0) == 1
+    assert trpo.bound_violations(lambda *c: J + 1e-6, [(m, old, new)], tol=1e-5) == 0
+    with pytest.raises(
+        ValueError,
+        match=r"^bound_fn must be a function \(mdp, pi_old, pi_new\) -> float$",
+    ):
+        trpo.bound_violations(None, [(m, old, new)])
+    with pytest.raises(ValueError, match=r"^tol must be a finite non-negative number"):
+        trpo.bound_violations(lambda *c: J, [(m, old, new)], tol=-1.0)
+    with pytest.raises(
+        ValueError, match=r"^cases\[0\] must be an \(mdp, pi_old, pi_new\) triple$"
+    ):
+        trpo.bound_violations(lambda *c: J, [(m, old)])
+
+
+def test_mean_advantage_violations_factor():
+    m, old, new = trpo.near_tight_case(0.5, 0.2)
+    # max |Abar| = 0.4 = 2 * alpha * eps with alpha = 0.2, eps = 1: the factor 2 is tight
+    assert trpo.mean_advantage_violations(2.0, [(m, old, new)]) == 0
+    assert trpo.mean_advantage_violations(1.99, [(m, old, new)]) == 1
+    with pytest.raises(
+        ValueError, match=r"^factor must be a finite non-negative number"
+    ):
+        trpo.mean_advantage_violations(-1.0, [(m, old, new)])
+
+
+def test_pinsker_default_tol_is_tiny():
+    p = np.array([[0.5, 0.5]])
+    assert trpo.pinsker_violations(p, p, constant=0.0) == 0
+    q = np.array([[0.5 + 1e-7, 0.5 - 1e-7]])
+    # tv^2 = 1e-14 is below the default tol 1e-12 when the constant is 0
+    assert trpo.pinsker_violations(p, q, constant=0.0) == 0
+    assert trpo.pinsker_violations(p, q, constant=0.0, tol=0.0) == 1
