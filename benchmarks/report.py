@@ -184,6 +184,18 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+TASKS_HEADER = ["task", "learner", "environment", "compared with", "threshold", "seeds planned"]
+
+
+def tasks_rows() -> list[list[str]]:
+    """The registry as the page shows it: every planned task and its solved threshold."""
+    return [[t.name, t.algo.upper(), t.env_id, t.peer, f"{t.target:g}", str(t.n_seeds)] for t in TASKS]
+
+
+def tasks_table() -> str:
+    return table(TASKS_HEADER, tasks_rows())
+
+
 HEADLINE_HEADER = [
     "task", "compared with", "solved: companion, peer",
     "env steps ratio [95% CI]: goal <= 1", "wall-clock ratio [95% CI]: goal <= 0.5",
@@ -274,6 +286,7 @@ def provenance(res: dict) -> str:
         + (f"; load average {m['load_average_start'][0]:.1f} at the start and "
            f"{m['load_average_end'][0]:.1f} at the end" if "load_average_start" in m else "")
         + "."
+        + (f" {cfg['concurrent_load'].rstrip('.')}." if cfg.get("concurrent_load") else "")
     )
 
 
@@ -413,6 +426,9 @@ def render(results: dict[str, dict]) -> str:
     ]
     for name, res in results.items():
         lines.append(f"- `{name}`: {provenance(res)}")
+    lines += ["", "Not like for like: rows marked \"companion's tuned defaults\" (the companion's "
+              "own CartPole defaults against the Zoo's settings) and \"peer with gSDE\" (the Zoo "
+              "gives the peer state-dependent exploration, which the companion lacks)."]
     missing = unrun_tasks(results)
     if missing:
         lines += ["", "Planned but without committed results: "

@@ -36,8 +36,10 @@ def consistency_problems(res: dict) -> list[str]:
         problems.append(f"config lacks {sorted(missing)}")
     if cfg.get("quick"):
         problems.append("a quick smoke run is not a result")
-    if not cfg.get("complete", True):
-        problems.append("an interrupted run (complete: false) is not a result")
+    if cfg.get("complete") is not True:
+        problems.append("only a run marked complete: true is a result")
+    if cfg.get("planned_seeds") != t.n_seeds or cfg["seeds"] != t.seeds:
+        problems.append(f"the seeds run are not the task's planned seeds {t.seeds[0]}-{t.seeds[-1]}")
     if (cfg["algo"], cfg["env_id"], cfg["target"]) != (t.algo, t.env_id, t.target):
         problems.append("config disagrees with the task registry")
     if [r["seed"] for r in res["per_seed"]] != cfg["seeds"] or len(cfg["seeds"]) != cfg["n_seeds"]:
@@ -55,6 +57,10 @@ def consistency_problems(res: dict) -> list[str]:
             if np.any(np.diff(ev[:, 0]) <= 0):
                 problems.append(f"{where}: evaluation steps not increasing")
             reached = ev[:, 1] >= cfg["target"]
+            cap = cfg.get(f"budget_{side}", {})
+            cap = cap.get("env_step_slots", cap.get("env_steps")) if isinstance(cap, dict) else None
+            if x["steps"] > (cap if cap else cfg["budget"] * 1.05):
+                problems.append(f"{where}: more steps than the budget")
             if x["solved"]:
                 first = int(np.argmax(reached)) if reached.any() else None
                 if first is None or ev[first, 0] != x["steps"]:
@@ -66,8 +72,8 @@ def consistency_problems(res: dict) -> list[str]:
                     problems.append(f"{where}: an evaluation reached the target, marked unsolved")
                 if x["steps"] < ev[-1, 0]:
                     problems.append(f"{where}: unsolved run counted before its last evaluation")
-                if x["steps"] > cfg["budget"] * 1.05:
-                    problems.append(f"{where}: more steps than the budget")
+                if x["seconds"] < ev[-1, 2] - 1e-9:
+                    problems.append(f"{where}: unsolved run's seconds below its last evaluation's")
     problems += [f"stored {w} differs from the per-seed rows" for w in report.summary_mismatches(res)]
     return problems
 
@@ -98,6 +104,32 @@ def test_consistency_check_rejects_tampered_files():
     bad = copy.deepcopy(res)
     bad["config"]["seeds"] = [s - 100 for s in bad["config"]["seeds"]]
     assert consistency_problems(bad)
+    # the best seeds kept, the rest dropped, the summary recomputed to match
+    bad = copy.deepcopy(res)
+    keep = sorted(bad["per_seed"], key=lambda r: r["companion"]["steps"])[:5]
+    bad["per_seed"] = sorted(keep, key=lambda r: r["seed"])
+    bad["config"]["seeds"] = [r["seed"] for r in bad["per_seed"]]
+    bad["config"]["n_seeds"] = 5
+    del bad["config"]["planned_seeds"], bad["config"]["complete"]
+    bad["summary"], bad["ratio"] = report.summarise(bad["per_seed"])
+    assert any("planned seeds" in p for p in consistency_problems(bad))
+    assert any("complete" in p for p in consistency_problems(bad))
+    # a solved run far beyond the budget
+    bad = copy.deepcopy(res)
+    row = bad["per_seed"][0]["peer"]
+    first = next(e for e in row["evaluations"] if e[1] >= bad["config"]["target"])
+    row["evaluations"] = [e for e in row["evaluations"] if e[0] < first[0]]
+    row["evaluations"].append([bad["config"]["budget"] * 20, first[1], first[2]])
+    row["steps"] = bad["config"]["budget"] * 20
+    assert any("budget" in p for p in consistency_problems(bad))
+    # an unsolved run whose seconds are below its last evaluation's
+    bad = copy.deepcopy(res)
+    row = bad["per_seed"][0]["companion"]
+    row["solved"] = False
+    row["evaluations"] = [[e[0], -1e9, e[2]] for e in row["evaluations"]]
+    row["steps"] = row["evaluations"][-1][0]
+    row["seconds"] = 0.01
+    assert any("seconds below" in p for p in consistency_problems(bad))
 
 
 @needs_results

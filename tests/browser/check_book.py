@@ -51,74 +51,40 @@ TABLES_JS = """
 """
 
 
-def expected_benchmark_rows() -> list[list[str]]:
-    """Every table row the Benchmarks page must show, computed from the results files."""
+def expected_benchmark_tables() -> list[list[list[str]]]:
+    """The tables the Benchmarks page must show, in page order, computed from the results
+    files: the task registry, the headline, then per task its table and its seeds."""
     sys.path.insert(0, str(ROOT))
     from benchmarks import report
+    from benchmarks.tasks import TASKS
 
     results = report.load_all()
-    rows = [report.HEADLINE_HEADER, *report.headline_rows(results)]
-    for res in results.values():
-        rows += [report.TASK_HEADER, *report.task_rows(res)]
-        rows += [report.PER_SEED_HEADER, *report.per_seed_rows(res)]
-    return [[" ".join(c.split()) for c in r] for r in rows]
+    tables = [
+        [report.TASKS_HEADER, *report.tasks_rows()],
+        [report.HEADLINE_HEADER, *report.headline_rows(results)],
+    ]
+    for t in TASKS:
+        if t.name in results:
+            tables.append([report.TASK_HEADER, *report.task_rows(results[t.name])])
+            tables.append([report.PER_SEED_HEADER, *report.per_seed_rows(results[t.name])])
+    return [[[" ".join(c.split()) for c in r] for r in tab] for tab in tables]
 
 
 def benchmark_table_problems(tables: list[list[list[str]]]) -> list[str]:
-    """Rows computed from the results that the page's tables lack (none when they agree)."""
-    shown = {tuple(r) for t in tables for r in t}
-    missing = [r for r in expected_benchmark_rows() if tuple(r) not in shown]
-    return [f"benchmark table row not on the page (or different): {r}" for r in missing[:5]]
-
-# Runs in the page: returns a dict of problems found in the main column.
-PAGE_PROBES = r"""
-() => {
-  const main = document.querySelector("main") || document.body;
-  const out = {};
-  // raw TeX left in the prose (code cells and outputs excluded)
-  const clone = main.cloneNode(true);
-  clone.querySelectorAll("pre, code, .cell_output, mjx-container, script, style")
-       .forEach(e => e.remove());
-  const text = clone.innerText;
-  const raw = text.match(/(\$\$|\\\(|\\\[|\\begin\{|\\frac\{|\\mathbb\{)/g);
-  out.raw_tex = raw ? Array.from(new Set(raw)).slice(0, 5) : [];
-  out.mathjax_errors = main.querySelectorAll("mjx-merror").length;
-  // images
-  out.broken_images = Array.from(main.querySelectorAll("img"))
-    .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src).slice(0, 5);
-  // widgets with no static rendering
-  out.widgets = main.querySelectorAll(
-    'script[type="application/vnd.jupyter.widget-view+json"], .jupyter-widgets').length;
-  // code cells wider than their column
-  out.wide_code = Array.from(main.querySelectorAll("div.cell_input pre, div.highlight pre"))
-    .filter(p => !p.closest(".cell_output") || getComputedStyle(p).whiteSpace === "pre")
-    .filter(p => p.scrollWidth > p.clientWidth + 1)
-    .map(p => p.innerText.split("\n").find(l => l.length > 88) || p.innerText.slice(0, 60))
-    .slice(0, 5);
-  // display equations wider than their column
-  const tex = new Map();
-  if (window.MathJax && MathJax.startup && MathJax.startup.document) {
-    for (const item of MathJax.startup.document.math) tex.set(item.typesetRoot, item.math);
-  }
-  out.wide_math = Array.from(main.querySelectorAll('mjx-container[display="true"]'))
-    .filter(m => m.scrollWidth > m.parentElement.clientWidth + 1 ||
-                 m.getBoundingClientRect().right > main.getBoundingClientRect().right + 1)
-    .map(m => (tex.get(m) || "?").trim().slice(0, 70)).slice(0, 5);
-  // progress bars in outputs (tqdm text or widget)
-  out.progress_bars = Array.from(main.querySelectorAll(".cell_output"))
-    .filter(o => /\d+%\|/.test(o.innerText) || o.querySelector(".widget-hprogress, progress"))
-    .length;
-  // figures: a caption (numbered figure) and alt text for every image in a cell output
-  out.uncaptioned = Array.from(main.querySelectorAll(".cell_output img"))
-    .filter(i => !i.closest("figure") || !i.closest("figure").querySelector("figcaption")
-                 || !(i.getAttribute("alt") || "").trim() || i.getAttribute("alt") === "_images")
-    .map(i => i.getAttribute("src")).slice(0, 5);
-  out.solution_markers = /# (BEGIN|END) SOLUTION/.test(main.innerText);
-  out.ipynb_download = Array.from(document.querySelectorAll("a[href]"))
-    .some(a => /_downloads\/.*\.ipynb$/.test(a.getAttribute("href")));
-  return out;
-}
-"""
+    """Differences between the page's tables and those computed from the results: a
+    missing, extra or reordered table, or any cell that differs (empty when they agree)."""
+    expected = expected_benchmark_tables()
+    if len(tables) != len(expected):
+        return [f"the Benchmarks page has {len(tables)} tables, the results give {len(expected)}"]
+    problems = []
+    for i, (shown, want) in enumerate(zip(tables, expected)):
+        if shown != want:
+            bad = next((j for j, (a, b) in enumerate(zip(shown, want)) if a != b),
+                       min(len(shown), len(want)))
+            problems.append(f"benchmark table {i + 1} differs at row {bad}: page "
+                            f"{shown[bad] if bad < len(shown) else None} vs results "
+                            f"{want[bad] if bad < len(want) else None}")
+    return problems
 
 
 def mathjax_dir() -> Path:
