@@ -87,6 +87,58 @@ def benchmark_table_problems(tables: list[list[list[str]]]) -> list[str]:
     return problems
 
 
+# Runs in the page: returns a dict of problems found in the main column.
+PAGE_PROBES = r"""
+() => {
+  const main = document.querySelector("main") || document.body;
+  const out = {};
+  // raw TeX left in the prose (code cells and outputs excluded)
+  const clone = main.cloneNode(true);
+  clone.querySelectorAll("pre, code, .cell_output, mjx-container, script, style")
+       .forEach(e => e.remove());
+  const text = clone.innerText;
+  const raw = text.match(/(\$\$|\\\(|\\\[|\\begin\{|\\frac\{|\\mathbb\{)/g);
+  out.raw_tex = raw ? Array.from(new Set(raw)).slice(0, 5) : [];
+  out.mathjax_errors = main.querySelectorAll("mjx-merror").length;
+  // images
+  out.broken_images = Array.from(main.querySelectorAll("img"))
+    .filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src).slice(0, 5);
+  // widgets with no static rendering
+  out.widgets = main.querySelectorAll(
+    'script[type="application/vnd.jupyter.widget-view+json"], .jupyter-widgets').length;
+  // code cells wider than their column
+  out.wide_code = Array.from(main.querySelectorAll("div.cell_input pre, div.highlight pre"))
+    .filter(p => !p.closest(".cell_output") || getComputedStyle(p).whiteSpace === "pre")
+    .filter(p => p.scrollWidth > p.clientWidth + 1)
+    .map(p => p.innerText.split("\n").find(l => l.length > 88) || p.innerText.slice(0, 60))
+    .slice(0, 5);
+  // display equations wider than their column
+  const tex = new Map();
+  if (window.MathJax && MathJax.startup && MathJax.startup.document) {
+    for (const item of MathJax.startup.document.math) tex.set(item.typesetRoot, item.math);
+  }
+  out.wide_math = Array.from(main.querySelectorAll('mjx-container[display="true"]'))
+    .filter(m => m.scrollWidth > m.parentElement.clientWidth + 1 ||
+                 m.getBoundingClientRect().right > main.getBoundingClientRect().right + 1)
+    .map(m => (tex.get(m) || "?").trim().slice(0, 70)).slice(0, 5);
+  // progress bars in outputs (tqdm text or widget)
+  out.progress_bars = Array.from(main.querySelectorAll(".cell_output"))
+    .filter(o => /\d+%\|/.test(o.innerText) || o.querySelector(".widget-hprogress, progress"))
+    .length;
+  // figures: a caption (numbered figure) and alt text for every image in a cell output
+  out.uncaptioned = Array.from(main.querySelectorAll(".cell_output img"))
+    .filter(i => !i.closest("figure") || !i.closest("figure").querySelector("figcaption")
+                 || !(i.getAttribute("alt") || "").trim() || i.getAttribute("alt") === "_images")
+    .map(i => i.getAttribute("src")).slice(0, 5);
+  out.solution_markers = /# (BEGIN|END) SOLUTION/.test(main.innerText);
+  out.ipynb_download = Array.from(document.querySelectorAll("a[href]"))
+    .some(a => /_downloads\/.*\.ipynb$/.test(a.getAttribute("href")));
+  return out;
+}
+"""
+
+
+
 def mathjax_dir() -> Path:
     """MathJax 3 from the npm registry, cached in .cache/mathjax."""
     target = CACHE / f"mathjax-{MATHJAX_VERSION}"
