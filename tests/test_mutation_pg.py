@@ -1,0 +1,185 @@
+"""Tests of ``companion.pg`` that kill mutants the other tests let survive (tests/MUTATION.md)."""
+
+from __future__ import annotations
+
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+from companion import mdp as M
+from companion import pg
+
+
+def stuck_case(gamma=0.9):
+    """Two states, two actions; every step goes to state 0 and the start is state 0,
+    so state 1 is never reached: its conditional expectations are NaN."""
+    P = np.zeros((2, 2, 2))
+    P[:, :, 0] = 1.0
+    R = np.array([[1.0, -2.0], [5.0, 7.0]])
+    m = M.TabularMDP(P=P, R=R, gamma=gamma, mu=np.array([1.0, 0.0]))
+    pi = np.array([[0.25, 0.75], [0.5, 0.5]])
+    return m, pi
+
+
+def stuck_values(gamma, H):
+    """E[R_t | s_t = 0, a_t = a] and E[R_t | s_t = 0] written out for stuck_case."""
+    r_pi = 0.25 * 1.0 + 0.75 * -2.0
+    R0 = np.array([1.0, -2.0])
+    q = np.array(
+        [R0 + sum(gamma ** (j - t) * r_pi for j in range(t + 1, H)) for t in range(H)]
+    )
+    v = np.array([sum(gamma ** (j - t) * r_pi for j in range(t, H)) for t in range(H)])
+    return q, v
+
+
+def test_conditional_expectations_are_nan_where_unreachable():
+    m, pi = stuck_case()
+    q, v = stuck_values(0.9, 3)
+    got = pg.conditional_reward_to_go(m, pi, 3)
+    assert np.allclose(got[:, 0, :], q)
+    assert np.all(np.isnan(got[:, 1, :]))
+    got_v = pg.conditional_state_reward_to_go(m, pi, 3)
+    assert np.allclose(got_v[:, 0], v)
+    assert np.all(np.isnan(got_v[:, 1]))
+
+
+def test_conditional_state_reward_to_go_uses_the_given_gamma():
+    m, pi = stuck_case(gamma=0.9)
+    _, v = stuck_values(0.5, 3)
+    got = pg.conditional_state_reward_to_go(m, pi, 3, gamma=0.5)
+    assert np.allclose(got[:, 0], v)
+
+
+def test_enumeration_gaps_skip_unreachable_entries():
+    m, pi = stuck_case()
+    q, v = stuck_values(0.9, 3)
+    v_table = np.stack([v, np.full(3, 99.0)], axis=1)  # state 1: any value
+    q_table = np.stack([q, np.full((3, 2), 99.0)], axis=1)
+    assert pg.v_enumeration_gap(m, pi, v_table) == pytest.approx(0.0, abs=1e-12)
+    assert pg.q_enumeration_gap(m, pi, q_table) == pytest.approx(0.0, abs=1e-12)
+    v_table[1, 0] += 0.5
+    q_table[2, 0, 1] -= 0.25
+    assert pg.v_enumeration_gap(m, pi, v_table) == pytest.approx(0.5)
+    assert pg.q_enumeration_gap(m, pi, q_table) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda m, pi: pg.v_enumeration_gap(m, pi, np.zeros(3)),
+            r"^v_table must have 2 dimension",
+        ),
+        (
+            lambda m, pi: pg.v_enumeration_gap(m, pi, np.zeros((3, 3))),
+            r"^v_table must have shape \(H, 2\), got \(3, 3\)$",
+        ),
+        (
+            lambda m, pi: pg.q_enumeration_gap(m, pi, np.zeros((3, 2))),
+            r"^q_table must have 3 dimension",
+        ),
+        (
+            lambda m, pi: pg.exact_gradient_gap(m, np.zeros((2, 3)), np.zeros((2, 2))),
+            r"^theta must have shape \(2, 2\)",
+        ),
+        (
+            lambda m, pi: pg.exact_gradient_gap(m, np.zeros((2, 2)), np.zeros((2, 3))),
+            r"^grad must have shape \(2, 2\)",
+        ),
+        (
+            lambda m, pi: pg.value_baseline(m, pi, np.array([[0, 2]])),
+            r"^states must lie in \[0, 2\)$",
+        ),
+        (
+            lambda m, pi: pg.value_baseline(m, pi, np.array([[-1, 0]])),
+            r"^states must lie in \[0, 2\)$",
+        ),
+        (
+            lambda m, pi: pg.softmax_stability_gap(3),
+            r"^softmax must be callable, got int$",
+        ),
+        (
+            lambda m, pi: pg.jacobian_asymmetry(lambda x: x, [np.nan]),
+            r"^theta contains NaN",
+        ),
+    ],
+)
+def test_messages_name_the_argument(call, message):
+    m, pi = stuck_case()
+    with pytest.raises(ValueError, match=message):
+        call(m, pi)
+
+
+def test_value_baseline_accepts_the_last_state():
+    m, pi = stuck_case()
+    b, J = pg.value_baseline(m, pi, np.array([[0, 1], [1, 1]]))
+    V = pg.finite_horizon_v(m, pi, 2)
+    assert np.allclose(b, [[V[0, 0], V[1, 1]], [V[0, 1], V[1, 1]]])
+    assert J == pytest.approx(V[0, 0])
+
+
+def test_discounted_return_torch_keeps_float32():
+    m = M.random_mdp(3, 2, gamma=0.8, seed=4)
+    theta = np.random.default_rng(5).normal(size=(3, 2))
+    pi = np.exp(theta) / np.exp(theta).sum(1, keepdims=True)
+    P_pi = np.einsum("sa,sat->st", pi, m.P)
+    want = m.mu @ np.linalg.solve(np.eye(3) - 0.8 * P_pi, (pi * m.R).sum(1))
+    got = pg.discounted_return_torch(m, torch.tensor(theta, dtype=torch.float32))
+    assert got.dtype == torch.float32
+    assert float(got) == pytest.approx(want, rel=1e-5)
+
+
+def test_softmax_stability_gap_feeds_the_documented_logits():
+    seen = []
+
+    def record(x):
+        seen.append(np.array(x))
+        return np.array([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]])
+
+    assert pg.softmax_stability_gap(record) == pytest.approx(0.0, abs=1e-15)
+    base = np.array([[1000.0, 0.0, -1000.0], [3.0, 3.0, 3.0]])
+    assert len(seen) == 2
+    assert np.array_equal(seen[0], base) and np.array_equal(seen[1], base + 7.0)
+
+
+def test_softmax_stability_gap_of_the_naive_formula_warns_nothing():
+    def naive(x):
+        return np.exp(x) / np.exp(x).sum(1, keepdims=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pg.softmax_stability_gap(naive) == float("inf")
+
+
+def test_softmax_stability_gap_accepts_exact_fractions():
+    third = Fraction(1, 3)
+
+    def exact(x):
+        return [[Fraction(1), Fraction(0), Fraction(0)], [third, third, third]]
+
+    assert pg.softmax_stability_gap(exact) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_log_derivative_fd_gap_refuses_zero_probability():
+    x = sp.Symbol("x", real=True)
+    with pytest.raises(ValueError, match=r"^prob must be positive at point, got 0"):
+        pg.log_derivative_fd_gap(x**2, [x], {x: 0.0})
+
+
+def test_log_derivative_fd_gap_is_relative_to_a_small_derivative():
+    x = sp.Symbol("x", real=True)
+    prob = sp.Rational(1, 1000) * sp.exp(x)  # derivative 1e-3 at 0
+    gap = pg.log_derivative_fd_gap(prob, [x], {x: 0.0}, form=lambda p, d: 2 * p * d)
+    assert gap == pytest.approx(1.0, rel=1e-6)  # |2e-3 - 1e-3| / 1e-3
+
+
+def test_jacobian_asymmetry_of_unit_and_zero_fields():
+    def shift(x):  # Jacobian [[0, 1], [0, 0]]: largest entry 1, asymmetry 1
+        return torch.stack([x[1], 0 * x[0]])
+
+    assert pg.jacobian_asymmetry(shift, [0.3, -0.2]) == pytest.approx(1.0)
+    assert pg.jacobian_asymmetry(lambda x: 0 * x, [0.3, -0.2]) == 0.0
