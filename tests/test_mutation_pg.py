@@ -183,3 +183,101 @@ def test_jacobian_asymmetry_of_unit_and_zero_fields():
 
     assert pg.jacobian_asymmetry(shift, [0.3, -0.2]) == pytest.approx(1.0)
     assert pg.jacobian_asymmetry(lambda x: 0 * x, [0.3, -0.2]) == 0.0
+
+
+@pytest.mark.parametrize(
+    "theta",
+    [torch.zeros(2, 3, dtype=torch.float64), torch.tensor([[0.0, np.nan], [0, 0]])],
+)
+def test_gradient_field_refuses_a_bad_tensor(theta):
+    m, _ = stuck_case()
+    with pytest.raises(
+        ValueError, match=r"^theta must be a finite tensor of shape \(2, 2\)$"
+    ):
+        pg.gradient_field(m, theta, 2)
+
+
+def test_gradient_field_types():
+    m = M.random_mdp(3, 2, gamma=0.8, seed=6)
+    theta = np.random.default_rng(7).normal(size=(3, 2))
+    want = pg.gradient_field(m, theta, 3)
+    assert isinstance(want, np.ndarray) and want.shape == (3, 2)
+    got = pg.gradient_field(m, torch.tensor(theta, dtype=torch.float32), 3)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
+    assert np.allclose(got.numpy(), want, atol=1e-6)
+
+
+def test_score_refuses_the_action_past_the_end():
+    with pytest.raises(ValueError, match=r"^\(state, action\) must lie in"):
+        pg.score(np.zeros((2, 2)), 0, 2)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: pg.finite_horizon_v(m, np.full((2, 2), 0.5), 0), r"^horizon must"),
+        (
+            lambda m: pg.autograd_finite_horizon_gradient(m, np.zeros((2, 3)), 2),
+            r"^theta must have shape \(2, 2\)",
+        ),
+        (
+            lambda m: pg.enumerated_estimates(m, np.zeros((3, 2)), 2, np.zeros),
+            r"^theta must have shape \(2, 2\)",
+        ),
+        (
+            lambda m: pg.enumerated_estimates(m, np.zeros((2, 2)), 2, 5),
+            r"^estimate must be callable, got int$",
+        ),
+    ],
+)
+def test_more_messages_name_the_argument(call, message):
+    m, _ = stuck_case()
+    with pytest.raises(ValueError, match=message):
+        call(m)
+
+
+def test_enumerated_estimates_are_float():
+    m, _ = stuck_case()
+    probs, g = pg.enumerated_estimates(
+        m, np.zeros((2, 2)), 2, lambda s, a, r: [[int(s[0]), 1], [0, 2]]
+    )
+    assert g.dtype == np.float64 and g.shape == (16, 2, 2)
+    assert probs.sum() == pytest.approx(1.0)
+
+
+def _finite_horizon_return_numpy(m, pi, H):
+    V = np.zeros(m.n_states)
+    for _ in range(H):
+        V = np.array(
+            [
+                sum(
+                    pi[s, a] * (m.R[s, a] + m.gamma * m.P[s, a] @ V)
+                    for a in range(m.n_actions)
+                )
+                for s in range(m.n_states)
+            ]
+        )
+    return m.mu @ V
+
+
+def _low_precision_policy(dtype):
+    pi = torch.softmax(torch.tensor([[0.3, -1.1], [2.0, 0.7], [0.1, 0.2]]), 1)
+    return pi.to(dtype)
+
+
+def test_finite_horizon_return_checks_a_float16_tensor_in_float64():
+    m = M.random_mdp(3, 2, gamma=0.8, seed=8)
+    with pytest.raises(ValueError, match=r"^pi must sum to 1"):
+        pg.finite_horizon_return(m, _low_precision_policy(torch.float16), 3)
+
+
+def test_finite_horizon_return_keeps_a_float32_tensor():
+    dtype = torch.float32
+    m = M.random_mdp(3, 2, gamma=0.8, seed=8)
+    pi = _low_precision_policy(dtype)
+    sums = pi.double().sum(1).numpy()
+    assert np.max(np.abs(sums - 1)) > 1e-12  # rows sum to 1 only in low precision
+    got = pg.finite_horizon_return(m, pi, 3)
+    assert got.dtype == dtype
+    want = _finite_horizon_return_numpy(m, pi.double().numpy(), 3)
+    assert float(got) == pytest.approx(want, rel=1e-5)
