@@ -281,3 +281,58 @@ def test_finite_horizon_return_keeps_a_float32_tensor():
     assert got.dtype == dtype
     want = _finite_horizon_return_numpy(m, pi.double().numpy(), 3)
     assert float(got) == pytest.approx(want, rel=1e-5)
+
+
+def test_reinforce_gradient_accepts_whole_float_indices():
+    theta = np.array([[0.2, -0.4], [1.0, 0.5]])
+    r = [1.0, -0.5, 2.0]
+    ints = pg.reinforce_gradient(theta, [0, 1, 1], [1, 0, 1], r, 0.9)
+    floats = pg.reinforce_gradient(theta, [0.0, 1.0, 1.0], [1.0, 0.0, 1.0], r, 0.9)
+    assert np.array_equal(ints, floats)
+
+
+@pytest.mark.parametrize(
+    "states, actions",
+    [([0, 2], [0, 1]), ([-1, 0], [0, 1]), ([0, 1], [0, 2]), ([0, 1], [-1, 0])],
+)
+def test_reinforce_gradient_refuses_indices_out_of_range(states, actions):
+    with pytest.raises(ValueError, match=r"^states must lie in \[0, 2\) and actions"):
+        pg.reinforce_gradient(np.zeros((2, 2)), states, actions, [1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "theta, rewards, message",
+    [
+        (np.zeros(2), [1.0], r"^theta must have 2 dimension"),
+        (np.zeros((2, 2)), 1.0, r"^rewards must have 1 dimension"),
+    ],
+)
+def test_reinforce_gradient_messages(theta, rewards, message):
+    with pytest.raises(ValueError, match=message):
+        pg.reinforce_gradient(theta, [0], [0], rewards)
+
+
+def test_enumerate_trajectories_of_two_steps():
+    m = M.random_mdp(2, 2, gamma=0.9, seed=9)
+    pi = M.random_policy(2, 2, seed=10)
+    states, actions, probs = pg.enumerate_trajectories(m, pi, 2)
+    for (s0, s1), (a0, a1), p in zip(states, actions, probs):
+        assert p == pytest.approx(m.mu[s0] * pi[s0, a0] * m.P[s0, a0, s1] * pi[s1, a1])
+    assert probs.sum() == pytest.approx(1.0)
+
+
+def _bandit(n_actions):
+    P = np.ones((1, n_actions, 1))
+    return M.TabularMDP(P=P, R=np.zeros((1, n_actions)), gamma=0.5, mu=np.ones(1))
+
+
+def test_enumerate_trajectories_limit():
+    m = _bandit(1415)  # 1415**2 = 2_002_225 trajectories of two steps
+    with pytest.raises(ValueError, match=r"^\(S\*A\)\^horizon = 2002225 trajectories"):
+        pg.enumerate_trajectories(m, np.full((1, 1415), 1 / 1415), 2)
+    m = _bandit(2_000_001)
+    with pytest.raises(ValueError, match=r"^\(S\*A\)\^horizon = 2000001 trajectories"):
+        pg.enumerate_trajectories(m, np.full((1, 2_000_001), 1 / 2_000_001), 1)
+    m = _bandit(2_000_000)  # exactly the limit: enumerated
+    _, _, probs = pg.enumerate_trajectories(m, np.full((1, 2_000_000), 5e-7), 1)
+    assert probs.shape == (2_000_000,)
