@@ -336,3 +336,35 @@ def test_enumerate_trajectories_limit():
     m = _bandit(2_000_000)  # exactly the limit: enumerated
     _, _, probs = pg.enumerate_trajectories(m, np.full((1, 2_000_000), 5e-7), 1)
     assert probs.shape == (2_000_000,)
+
+
+def test_symbolic_softmax_entries():
+    with pytest.raises(ValueError, match=r"^n_actions must"):
+        pg.symbolic_softmax(2, 0)
+    theta, pi = pg.symbolic_softmax(1, 3)
+    assert theta[0, 0].is_real is True
+    at_zero = {x: 0 for x in theta}
+    assert [pi[0, a].subs(at_zero) for a in range(3)] == [sp.Rational(1, 3)] * 3
+
+
+def test_symbolic_trajectory_probability_by_hand():
+    pi = sp.Matrix(2, 2, lambda s, a: sp.Symbol(f"pi{s}{a}"))
+    P = [
+        [[sp.Symbol(f"P{s}{a}{t}") for t in range(2)] for a in range(2)]
+        for s in range(2)
+    ]
+    mu = [sp.Symbol("mu0"), sp.Symbol("mu1")]
+    got = pg.symbolic_trajectory_probability(pi, P, mu, [0, 1, 0], [1, 0])
+    want = mu[0] * pi[0, 1] * P[0][1][1] * pi[1, 0] * P[1][0][0]
+    assert sp.expand(got - want) == 0
+
+
+def test_symbolic_is_zero_of_one_and_of_sample_points():
+    x = sp.Symbol("x")
+    assert pg.symbolic_is_zero(sp.Integer(1)) is False
+    assert pg.symbolic_is_zero(x - 10) is False
+    assert pg.symbolic_is_zero(sp.prod([x - k for k in range(1, 9)])) is False
+    # zero at every point k/10 (k = 1..8) the check samples, yet not zero
+    tricky = sp.prod([x - sp.Rational(k, 10) for k in range(1, 9)])
+    with pytest.raises(RuntimeError, match=r"^could not decide whether"):
+        pg.symbolic_is_zero(tricky)
