@@ -368,3 +368,53 @@ def test_symbolic_is_zero_of_one_and_of_sample_points():
     tricky = sp.prod([x - sp.Rational(k, 10) for k in range(1, 9)])
     with pytest.raises(RuntimeError, match=r"^could not decide whether"):
         pg.symbolic_is_zero(tricky)
+
+
+def test_enumerated_estimates_message_of_a_wrong_shape():
+    m, _ = stuck_case()
+    with pytest.raises(
+        ValueError, match=r"^estimate must return shape \(2, 2\), got \(3,\)$"
+    ):
+        pg.enumerated_estimates(m, np.zeros((2, 2)), 1, lambda s, a, r: np.zeros(3))
+
+
+class _TwoStepEnv:
+    """One copy; every episode lasts two steps (reward 1 each), float64 observations;
+    gymnasium's next-step autoreset: the step after an end only resets (reward 0)."""
+
+    def __init__(self):
+        import gymnasium as gym
+
+        self.single_action_space = gym.spaces.Discrete(2)
+        self.t = 0
+
+    def reset(self, seed=None):
+        self.t = 0
+        return np.zeros((1, 3)), {}
+
+    def step(self, actions):
+        if self.t == 2:  # autoreset step
+            self.t = 0
+            return (
+                np.zeros((1, 3)),
+                np.zeros(1),
+                np.zeros(1, bool),
+                np.zeros(1, bool),
+                {},
+            )
+        self.t += 1
+        done = np.array([self.t == 2])
+        return np.full((1, 3), float(self.t)), np.ones(1), done, np.zeros(1, bool), {}
+
+
+@pytest.mark.parametrize("min_steps, n_episodes", [(2, 1), (3, 2), (4, 2)])
+def test_collect_episodes_stops_once_enough_steps_are_complete(min_steps, n_episodes):
+    torch.manual_seed(0)
+    policy = torch.nn.Linear(3, 2)
+    episodes = pg._collect_episodes(
+        _TwoStepEnv(), policy, np.random.default_rng(0), min_steps, 0, "cpu"
+    )
+    assert len(episodes) == n_episodes
+    for obs, act, rew in episodes:
+        assert np.array_equal(obs, [[0.0] * 3, [1.0] * 3])
+        assert np.array_equal(rew, [1.0, 1.0]) and act.shape == (2,)
