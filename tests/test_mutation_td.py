@@ -40,3 +40,70 @@ def test_expected_td_residual_by_hand():
         for a in range(2):
             want = m.R[s, a] + 0.7 * sum(m.P[s, a, t] * V[t] for t in range(3)) - V[s]
             assert got[s, a] == pytest.approx(want)
+
+
+def test_sampled_td_residual_fields_and_standard_error():
+    m = M.random_mdp(2, 2, gamma=0.9, seed=4)
+    n = 5
+
+    def known(r, v, v_next, gamma):  # sample i at (s, a): i * (s + 1) + a
+        i = np.arange(n)[:, None, None]
+        s = np.arange(2)[None, :, None]
+        a = np.arange(2)[None, None, :]
+        return i * (s + 1) + a + 0 * r
+
+    est = td.sampled_td_residual(m, np.zeros(2), n, seed=0, residual=known)
+    i = np.arange(n, dtype=float)
+    sd = np.sqrt(np.sum((i - i.mean()) ** 2) / (n - 1))
+    for s in range(2):
+        for a in range(2):
+            assert est.mean[s, a] == pytest.approx(i.mean() * (s + 1) + a)
+            assert est.stderr[s, a] == pytest.approx(sd * (s + 1) / np.sqrt(n))
+    assert est.n == n and est.horizon == 1 and est.truncation == 0.0
+
+
+def test_sampled_td_residual_is_float64_seeded_and_takes_two_samples():
+    m = M.random_mdp(3, 2, gamma=0.9, seed=5)
+    V = np.array([0.3, -1.0, 2.0])
+    a = td.sampled_td_residual(m, V, 2, seed=7)
+    b = td.sampled_td_residual(m, V, 2, seed=7)
+    assert np.array_equal(a.mean, b.mean) and a.n == 2
+
+    def single(r, v, v_next, gamma):
+        return (r + gamma * v_next - v).astype(np.float32)
+
+    c = td.sampled_td_residual(m, V, 3, seed=7, residual=single)
+    assert c.mean.dtype == np.float64 and c.stderr.dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_samples": 0}, r"^n_samples must"),
+        ({"n_samples": 1}, r"^n_samples must be at least 2"),
+        (
+            {"n_samples": 3, "residual": lambda r, v, w, g: np.zeros(3)},
+            r"^residual must return shape \(3, 3, 2\), got \(3,\)$",
+        ),
+    ],
+)
+def test_sampled_td_residual_messages(kwargs, message):
+    m = M.random_mdp(3, 2, gamma=0.9, seed=5)
+    with pytest.raises(ValueError, match=message):
+        td.sampled_td_residual(m, np.zeros(3), **kwargs)
+
+
+def test_stationary_distribution_refuses_several_and_clips_transients():
+    P = np.zeros((2, 1, 2))
+    P[0, 0, 0] = P[1, 0, 1] = 1.0  # two absorbing states
+    m = M.TabularMDP(P=P, R=np.zeros((2, 1)), gamma=0.9, mu=np.array([0.5, 0.5]))
+    with pytest.raises(
+        ValueError, match=r"^the chain of pi has several stationary distributions$"
+    ):
+        td.stationary_distribution(m, np.ones((2, 1)))
+    P = np.zeros((3, 1, 3))
+    P[0, 0, 1] = 1.0  # 0 is transient; 1 and 2 alternate
+    P[1, 0, 2] = P[2, 0, 1] = 1.0
+    m = M.TabularMDP(P=P, R=np.zeros((3, 1)), gamma=0.9, mu=np.ones(3) / 3)
+    d = td.stationary_distribution(m, np.ones((3, 1)))
+    assert np.all(d >= 0) and np.allclose(d, [0.0, 0.5, 0.5])
