@@ -107,3 +107,14 @@ def test_stationary_distribution_refuses_several_and_clips_transients():
     m = M.TabularMDP(P=P, R=np.zeros((3, 1)), gamma=0.9, mu=np.ones(3) / 3)
     d = td.stationary_distribution(m, np.ones((3, 1)))
     assert np.all(d >= 0) and np.allclose(d, [0.0, 0.5, 0.5])
+
+
+def test_linear_td_runs_with_one_feature_and_messages():
+    m = M.random_mdp(3, 2, gamma=0.5, seed=6)
+    pi = M.random_policy(3, 2, seed=7)
+    out = td.linear_td_runs(m, pi, np.ones((3, 1)), 4, 2, seed=0)
+    assert out.shape == (2, 3) and np.allclose(out[:, 0:1], out)  # constant feature
+    with pytest.raises(ValueError, match=r"^features must have 2 dimension"):
+        td.linear_td_runs(m, pi, np.ones(3), 4, 2, seed=0)
+    with pytest.raises(ValueError, match=r"^n_steps must"):
+        td.linear_td_runs(m, pi, np.ones((3, 1)), 0, 2, seed=0)
