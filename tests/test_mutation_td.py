@@ -118,3 +118,56 @@ def test_linear_td_runs_with_one_feature_and_messages():
         td.linear_td_runs(m, pi, np.ones(3), 4, 2, seed=0)
     with pytest.raises(ValueError, match=r"^n_steps must"):
         td.linear_td_runs(m, pi, np.ones((3, 1)), 0, 2, seed=0)
+
+
+def _linear_case():
+    return M.random_mdp(3, 2, gamma=0.5, seed=6), M.random_policy(3, 2, seed=7)
+
+
+def test_linear_td_runs_random_states():
+    m, pi = _linear_case()
+    eye = np.eye(3)
+    default = td.linear_td_runs(m, pi, eye, 50, 2, sampling="random_states", seed=1)
+    uniform = td.linear_td_runs(
+        m, pi, eye, 50, 2, sampling="random_states", state_dist=np.ones(3) / 3, seed=1
+    )
+    assert np.array_equal(default, uniform)
+    again = td.linear_td_runs(m, pi, eye, 50, 2, sampling="random_states", seed=1)
+    assert np.array_equal(default, again)
+    # always state 2: tabular TD touches only V(2)
+    only2 = td.linear_td_runs(
+        m, pi, eye, 50, 2, sampling="random_states", state_dist=[0.0, 0.0, 1.0], seed=1
+    )
+    assert np.all(only2[:, :2] == 0.0) and np.all(only2[:, 2] != 0.0)
+    # the edges of the admitted ranges
+    td.linear_td_runs(m, pi, eye, 2, 1, alpha0=1.0, power=1.0, seed=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_steps": 1}, r"^n_steps must be at least 2"),
+        ({"n_runs": 0}, r"^n_runs must"),
+        ({"sampling": "other"}, r"^sampling must be"),
+        (
+            {"state_dist": np.ones(3) / 3},
+            r"^state_dist is only used with sampling='random_states'$",
+        ),
+        (
+            {"sampling": "random_states", "state_dist": [0.5, 0.5]},
+            r"^state_dist must have shape",
+        ),
+        (
+            {"sampling": "random_states", "state_dist": [0.5, 0.6, -0.1]},
+            r"^state_dist ",
+        ),
+        ({"alpha0": 0.0}, r"^alpha0 must lie in \(0, 1\]"),
+        ({"power": 0.5}, r"^power must lie in \(0\.5, 1\]"),
+        ({"power": 1.5}, r"^power must lie in \(0\.5, 1\]"),
+    ],
+)
+def test_linear_td_runs_messages(kwargs, message):
+    m, pi = _linear_case()
+    args = {"n_steps": 4, "n_runs": 2, "seed": 0, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        td.linear_td_runs(m, pi, np.eye(3), **args)
