@@ -171,3 +171,15 @@ def test_linear_td_runs_messages(kwargs, message):
     args = {"n_steps": 4, "n_runs": 2, "seed": 0, **kwargs}
     with pytest.raises(ValueError, match=message):
         td.linear_td_runs(m, pi, np.eye(3), **args)
+
+
+def test_linear_td_runs_averages_the_second_half_by_hand():
+    # one state, one action, reward 1: delta = 1 + gamma theta - theta, no randomness
+    m = M.TabularMDP(P=np.ones((1, 1, 1)), R=np.ones((1, 1)), gamma=0.5, mu=np.ones(1))
+    theta, kept = 0.0, []
+    for t in range(5):
+        theta += (1.0 + t / 100.0) ** -0.7 * (1.0 + 0.5 * theta - theta)
+        if t >= 2:
+            kept.append(theta)
+    got = td.linear_td_runs(m, np.ones((1, 1)), np.ones((1, 1)), 5, 2, seed=0)
+    assert np.allclose(got, np.mean(kept))
