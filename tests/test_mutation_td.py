@@ -1,0 +1,185 @@
+"""Tests of ``companion.td`` that kill mutants the other tests let survive (tests/MUTATION.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from companion import mdp as M
+from companion import td
+
+
+def test_td_residual_by_hand_with_gamma_one():
+    got = td.td_residual([1.0, 2.0], [0.5, 1.0], [2.0, 3.0], 1.0)
+    assert np.allclose(got, [1.0 + 2.0 - 0.5, 2.0 + 3.0 - 1.0])
+    got = td.td_residual([1.0, 2.0], [0.5, 1.0], [2.0, 3.0], 0.5)
+    assert np.allclose(got, [1.0 + 1.0 - 0.5, 2.0 + 1.5 - 1.0])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (([1.0, np.nan], [0.0, 0.0], [0.0, 0.0], 0.9), r"^rewards contains NaN"),
+        (
+            ([1.0, 2.0], [0.0, 0.0], [0.0, 0.0, 0.0], 0.9),
+            r"^next_values must have shape",
+        ),
+        (([1.0, 2.0], [0.0, 0.0], [0.0, np.inf], 0.9), r"^next_values contains NaN"),
+    ],
+)
+def test_td_residual_messages(args, message):
+    with pytest.raises(ValueError, match=message):
+        td.td_residual(*args)
+
+
+def test_expected_td_residual_by_hand():
+    m = M.random_mdp(3, 2, gamma=0.7, seed=3)
+    V = np.array([1.0, -2.0, 0.5])
+    got = td.expected_td_residual(m, V)
+    for s in range(3):
+        for a in range(2):
+            want = m.R[s, a] + 0.7 * sum(m.P[s, a, t] * V[t] for t in range(3)) - V[s]
+            assert got[s, a] == pytest.approx(want)
+
+
+def test_sampled_td_residual_fields_and_standard_error():
+    m = M.random_mdp(2, 2, gamma=0.9, seed=4)
+    n = 5
+
+    def known(r, v, v_next, gamma):  # sample i at (s, a): i * (s + 1) + a
+        i = np.arange(n)[:, None, None]
+        s = np.arange(2)[None, :, None]
+        a = np.arange(2)[None, None, :]
+        return i * (s + 1) + a + 0 * r
+
+    est = td.sampled_td_residual(m, np.zeros(2), n, seed=0, residual=known)
+    i = np.arange(n, dtype=float)
+    sd = np.sqrt(np.sum((i - i.mean()) ** 2) / (n - 1))
+    for s in range(2):
+        for a in range(2):
+            assert est.mean[s, a] == pytest.approx(i.mean() * (s + 1) + a)
+            assert est.stderr[s, a] == pytest.approx(sd * (s + 1) / np.sqrt(n))
+    assert est.n == n and est.horizon == 1 and est.truncation == 0.0
+
+
+def test_sampled_td_residual_is_float64_seeded_and_takes_two_samples():
+    m = M.random_mdp(3, 2, gamma=0.9, seed=5)
+    V = np.array([0.3, -1.0, 2.0])
+    a = td.sampled_td_residual(m, V, 2, seed=7)
+    b = td.sampled_td_residual(m, V, 2, seed=7)
+    assert np.array_equal(a.mean, b.mean) and a.n == 2
+
+    def single(r, v, v_next, gamma):
+        return (r + gamma * v_next - v).astype(np.float32)
+
+    c = td.sampled_td_residual(m, V, 3, seed=7, residual=single)
+    assert c.mean.dtype == np.float64 and c.stderr.dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_samples": 0}, r"^n_samples must"),
+        ({"n_samples": 1}, r"^n_samples must be at least 2"),
+        (
+            {"n_samples": 3, "residual": lambda r, v, w, g: np.zeros(3)},
+            r"^residual must return shape \(3, 3, 2\), got \(3,\)$",
+        ),
+    ],
+)
+def test_sampled_td_residual_messages(kwargs, message):
+    m = M.random_mdp(3, 2, gamma=0.9, seed=5)
+    with pytest.raises(ValueError, match=message):
+        td.sampled_td_residual(m, np.zeros(3), **kwargs)
+
+
+def test_stationary_distribution_refuses_several_and_clips_transients():
+    P = np.zeros((2, 1, 2))
+    P[0, 0, 0] = P[1, 0, 1] = 1.0  # two absorbing states
+    m = M.TabularMDP(P=P, R=np.zeros((2, 1)), gamma=0.9, mu=np.array([0.5, 0.5]))
+    with pytest.raises(
+        ValueError, match=r"^the chain of pi has several stationary distributions$"
+    ):
+        td.stationary_distribution(m, np.ones((2, 1)))
+    P = np.zeros((3, 1, 3))
+    P[0, 0, 1] = 1.0  # 0 is transient; 1 and 2 alternate
+    P[1, 0, 2] = P[2, 0, 1] = 1.0
+    m = M.TabularMDP(P=P, R=np.zeros((3, 1)), gamma=0.9, mu=np.ones(3) / 3)
+    d = td.stationary_distribution(m, np.ones((3, 1)))
+    assert np.all(d >= 0) and np.allclose(d, [0.0, 0.5, 0.5])
+
+
+def test_linear_td_runs_with_one_feature_and_messages():
+    m = M.random_mdp(3, 2, gamma=0.5, seed=6)
+    pi = M.random_policy(3, 2, seed=7)
+    out = td.linear_td_runs(m, pi, np.ones((3, 1)), 4, 2, seed=0)
+    assert out.shape == (2, 3) and np.allclose(out[:, 0:1], out)  # constant feature
+    with pytest.raises(ValueError, match=r"^features must have 2 dimension"):
+        td.linear_td_runs(m, pi, np.ones(3), 4, 2, seed=0)
+    with pytest.raises(ValueError, match=r"^n_steps must"):
+        td.linear_td_runs(m, pi, np.ones((3, 1)), 0, 2, seed=0)
+
+
+def _linear_case():
+    return M.random_mdp(3, 2, gamma=0.5, seed=6), M.random_policy(3, 2, seed=7)
+
+
+def test_linear_td_runs_random_states():
+    m, pi = _linear_case()
+    eye = np.eye(3)
+    default = td.linear_td_runs(m, pi, eye, 50, 2, sampling="random_states", seed=1)
+    uniform = td.linear_td_runs(
+        m, pi, eye, 50, 2, sampling="random_states", state_dist=np.ones(3) / 3, seed=1
+    )
+    assert np.array_equal(default, uniform)
+    again = td.linear_td_runs(m, pi, eye, 50, 2, sampling="random_states", seed=1)
+    assert np.array_equal(default, again)
+    # always state 2: tabular TD touches only V(2)
+    only2 = td.linear_td_runs(
+        m, pi, eye, 50, 2, sampling="random_states", state_dist=[0.0, 0.0, 1.0], seed=1
+    )
+    assert np.all(only2[:, :2] == 0.0) and np.all(only2[:, 2] != 0.0)
+    # the edges of the admitted ranges
+    td.linear_td_runs(m, pi, eye, 2, 1, alpha0=1.0, power=1.0, seed=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_steps": 1}, r"^n_steps must be at least 2"),
+        ({"n_runs": 0}, r"^n_runs must"),
+        ({"sampling": "other"}, r"^sampling must be"),
+        (
+            {"state_dist": np.ones(3) / 3},
+            r"^state_dist is only used with sampling='random_states'$",
+        ),
+        (
+            {"sampling": "random_states", "state_dist": [0.5, 0.5]},
+            r"^state_dist must have shape",
+        ),
+        (
+            {"sampling": "random_states", "state_dist": [0.5, 0.6, -0.1]},
+            r"^state_dist ",
+        ),
+        ({"alpha0": 0.0}, r"^alpha0 must lie in \(0, 1\]"),
+        ({"power": 0.5}, r"^power must lie in \(0\.5, 1\]"),
+        ({"power": 1.5}, r"^power must lie in \(0\.5, 1\]"),
+    ],
+)
+def test_linear_td_runs_messages(kwargs, message):
+    m, pi = _linear_case()
+    args = {"n_steps": 4, "n_runs": 2, "seed": 0, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        td.linear_td_runs(m, pi, np.eye(3), **args)
+
+
+def test_linear_td_runs_averages_the_second_half_by_hand():
+    # one state, one action, reward 1: delta = 1 + gamma theta - theta, no randomness
+    m = M.TabularMDP(P=np.ones((1, 1, 1)), R=np.ones((1, 1)), gamma=0.5, mu=np.ones(1))
+    theta, kept = 0.0, []
+    for t in range(5):
+        theta += (1.0 + t / 100.0) ** -0.7 * (1.0 + 0.5 * theta - theta)
+        if t >= 2:
+            kept.append(theta)
+    got = td.linear_td_runs(m, np.ones((1, 1)), np.ones((1, 1)), 5, 2, seed=0)
+    assert np.allclose(got, np.mean(kept))
