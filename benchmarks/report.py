@@ -270,16 +270,24 @@ def per_seed_table(res: dict) -> str:
     return table(PER_SEED_HEADER, per_seed_rows(res))
 
 
+def _machine_and_versions(cfg: dict) -> str:
+    """When, where and with which versions: the part every provenance line shares."""
+    m = cfg["machine"]
+    versions = ", ".join(f"{k} {val}" for k, val in cfg["versions"].items())
+    return (
+        f"Measured on {cfg['date']} on {m['cpu_model']} ({m['n_cpus']} CPUs, {m['platform']}, "
+        f"Python {m['python']}), torch on {cfg.get('torch_threads', 1)} thread; {versions}"
+    )
+
+
 def provenance(res: dict) -> str:
     """One sentence: when, where and with which versions a results file was measured."""
     cfg = res["config"]
-    m, v = cfg["machine"], cfg["versions"]
-    versions = ", ".join(f"{k} {val}" for k, val in v.items())
+    m = cfg["machine"]
     seeds = cfg["seeds"]
     return (
-        f"Measured on {cfg['date']} on {m['cpu_model']} ({m['n_cpus']} CPUs, {m['platform']}, "
-        f"Python {m['python']}), torch on {cfg.get('torch_threads', 1)} thread; {versions}; "
-        f"{cfg['n_seeds']} seeds ({seeds[0]}-{seeds[-1]})"
+        _machine_and_versions(cfg)
+        + f"; {cfg['n_seeds']} seeds ({seeds[0]}-{seeds[-1]})"
         + (f", of {cfg['planned_seeds']} planned" if cfg.get("planned_seeds", cfg["n_seeds"]) != cfg["n_seeds"] else "")
         + f"; budget {cfg['budget']:,} env steps; "
         f"{cfg['wall_seconds'] / 60:.0f} min in all"
@@ -292,13 +300,7 @@ def provenance(res: dict) -> str:
 
 def provenance_short(res: dict) -> str:
     """When, where and with which versions a measurement without seeds was made."""
-    cfg = res["config"]
-    m, v = cfg["machine"], cfg["versions"]
-    versions = ", ".join(f"{k} {val}" for k, val in v.items())
-    return (
-        f"Measured on {cfg['date']} on {m['cpu_model']} ({m['n_cpus']} CPUs, {m['platform']}, "
-        f"Python {m['python']}), torch on {cfg.get('torch_threads', 1)} thread; {versions}."
-    )
+    return _machine_and_versions(res["config"]) + "."
 
 
 def unrun_tasks(results: dict[str, dict]) -> list[Task]:
