@@ -13,6 +13,8 @@
 #   make benchmark     the benchmark suite: companion PPO/TRPO vs SB3/sb3-contrib on every task of
 #                      benchmarks/tasks.py, then scaling (installs benchmarks/requirements.txt; hours)
 #   make benchmark-quick  smoke test of the suite (2 seeds, CartPole tasks; results/quick/)
+#   make benchmark-rerun  the whole suite again into benchmarks/results/rerun/, then checks
+#                      that its medians lie inside the committed results' 95% intervals
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -25,7 +27,7 @@ HASHES := $(if $(filter requirements.lock,$(REQUIREMENTS)),--require-hashes,)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 
-.PHONY: install notebooks test test-companion test-notebooks book lab exercises benchmark benchmark-quick \
+.PHONY: install notebooks test test-companion test-notebooks book lab exercises benchmark benchmark-quick benchmark-rerun \
         browser-test format format-check lock pdf clean
 
 install: $(STAMP)
@@ -97,6 +99,12 @@ exercises: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
 	PYTHONPATH=. OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python benchmarks/suite.py
+
+benchmark-rerun: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
+	PYTHONPATH=. OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python benchmarks/suite.py \
+	    --out-dir benchmarks/results/rerun
+	$(BIN)/python benchmarks/report.py --compare benchmarks/results/rerun
 
 benchmark-quick: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt

@@ -8,6 +8,7 @@ Usage::
 
     python benchmarks/report.py                 # print the README block
     python benchmarks/report.py --update-readme # rewrite the README's benchmark block
+    python benchmarks/report.py --compare DIR   # does the rerun in DIR reproduce them?
 
 ``tests/test_benchmark_report.py`` fails when the README's block, or a summary in a results
 file, disagrees with what this module computes from the per-seed results; the browser test
@@ -307,6 +308,75 @@ def unrun_tasks(results: dict[str, dict]) -> list[Task]:
     return [t for t in TASKS if t.name not in results]
 
 
+# ----------------------------------------------------------------------------- reruns
+REPRO_HEADER = [
+    "task", "side", "quantity", "committed median [95% CI]", "rerun median [95% CI]",
+    "rerun median inside the committed interval",
+]
+
+
+def reproduction_rows(committed: dict[str, dict], rerun: dict[str, dict]) -> list[dict]:
+    """Whether a rerun reproduces the committed results: for every task in both, every
+    side's median env steps, seconds and env steps / s to the threshold, and the ratios of
+    medians, each with the rerun's median checked against the committed 95% interval.
+
+    Each row: ``task``, ``side`` ("companion", "peer" or "ratio"), ``quantity``,
+    ``committed`` and ``rerun`` (dicts with median, low, high), ``inside`` (bool) and
+    ``overlap`` (whether the two intervals overlap). A rerun on another CPU is a new sample,
+    not a copy: float rounding differs between instruction sets and the trajectories part
+    after a few updates, so the per-seed step counts differ and the medians move within
+    their sampling error; on the same CPU, library versions and thread count they are equal.
+    """
+    rows = []
+    for t in TASKS:
+        if t.name not in committed or t.name not in rerun:
+            continue
+        a, b = committed[t.name], rerun[t.name]
+        pairs = [(side, k, a["summary"][side][k], b["summary"][side][k])
+                 for side in SIDES for k in ("steps", "seconds", "sps")]
+        pairs += [("ratio", k, a["ratio"][k], b["ratio"][k]) for k in ("steps", "seconds")]
+        for side, k, ca, cb in pairs:
+            rows.append(dict(
+                task=t.name, side=side, quantity=k, committed=ca, rerun=cb,
+                inside=bool(ca["low"] <= cb["median"] <= ca["high"]),
+                overlap=bool(ca["low"] <= cb["high"] and cb["low"] <= ca["high"]),
+            ))
+    return rows
+
+
+def identical_seeds(committed: dict, rerun: dict) -> tuple[int, int]:
+    """``(identical, common)``: of the (seed, side) runs in both files, how many reached the
+    threshold at exactly the same env step (all of them on the same machine and versions)."""
+    a = {r["seed"]: r for r in committed["per_seed"]}
+    same = common = 0
+    for r in rerun["per_seed"]:
+        if r["seed"] in a:
+            for side in SIDES:
+                common += 1
+                same += int(r[side]["steps"] == a[r["seed"]][side]["steps"])
+    return same, common
+
+
+def reproduction_cells(rows: list[dict]) -> list[list[str]]:
+    """The cells of the reproduction table (one line per row of :func:`reproduction_rows`)."""
+    names = {"steps": "env steps to solve", "seconds": "seconds to solve", "sps": "env steps / s"}
+
+    def fmt(side: str, k: str):
+        return fmt_ratio if side == "ratio" else fmt_seconds if k == "seconds" else fmt_steps
+
+    return [
+        [r["task"], "companion / peer" if r["side"] == "ratio" else r["side"], names[r["quantity"]],
+         fmt_iv(r["committed"], fmt(r["side"], r["quantity"])),
+         fmt_iv(r["rerun"], fmt(r["side"], r["quantity"])),
+         "yes" if r["inside"] else "no" + (" (intervals overlap)" if r["overlap"] else "")]
+        for r in rows
+    ]
+
+
+def reproduction_table(rows: list[dict]) -> str:
+    return table(REPRO_HEADER, reproduction_cells(rows))
+
+
 # ----------------------------------------------------------------------------- curves
 def _score_at(evals: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """The last evaluation's mean return at or before each grid point (NaN before the first).
@@ -446,7 +516,26 @@ def readme_block(text: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument(
+        "--compare", metavar="DIR", type=Path,
+        help="compare the results in DIR (a rerun, e.g. `make benchmark-rerun`) with the "
+        "committed ones; exit status 1 when a rerun median lies outside its committed interval",
+    )
     args = parser.parse_args(argv)
+    if args.compare is not None:
+        committed, rerun = load_all(), load_all(args.compare)
+        rows = reproduction_rows(committed, rerun)
+        if not rows:
+            print(f"no task has results in both {results_dir()} and {args.compare}", file=sys.stderr)
+            return 1
+        print(reproduction_table(rows))
+        for name in rerun:
+            if name in committed:
+                same, common = identical_seeds(committed[name], rerun[name])
+                print(f"{name}: {same} of {common} runs reached the threshold at the same env step")
+        outside = [r for r in rows if not r["inside"]]
+        print(f"{len(rows) - len(outside)} of {len(rows)} rerun medians inside the committed 95% intervals")
+        return 1 if outside else 0
     block = render(load_all())
     if not args.update_readme:
         print(block)

@@ -274,7 +274,7 @@ def grpo_loss(
     m = mask.to(logp.dtype)
     lengths = m.sum(1)
     if torch.any(lengths == 0):
-        raise ValueError("every output must have at least one valid token in mask")
+        raise ValueError("mask must give every output at least one valid token")
     if loss_type == "dr_grpo":
         if max_completion_length is None:
             raise ValueError("loss_type 'dr_grpo' needs max_completion_length (the generation limit)")

@@ -416,7 +416,8 @@ def two_state_case(
     if not (np.isfinite(a) and 0 < a <= 1 - q):
         raise ValueError(f"alpha must lie in (0, 1 - p], got {alpha!r}")
     if not (np.isfinite(b) and 0 <= b <= 0.5):
-        raise ValueError(f"alpha_bad must lie in [0, 0.5], got {alpha_bad!r}")
+        got = f"{alpha_bad!r}" if alpha_bad is not None else f"the default alpha = {alpha!r}"
+        raise ValueError(f"alpha_bad must lie in [0, 0.5], got {got}")
     P = np.zeros((2, 2, 2))
     P[0, 0, 0] = P[0, 1, 1] = P[1, :, 1] = 1.0
     R = np.array([[0.0, 1.0], [1.0, -1.0]])

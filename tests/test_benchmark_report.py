@@ -185,3 +185,49 @@ def test_a_bound_just_below_the_goal_is_not_shown_as_the_goal():
     assert report.verdict(iv, 1.0) == "met"
     assert "0.998" in report.fmt_ratio_iv(iv, 1.0)
     assert report.fmt_ratio_iv(dict(median=0.35, low=0.17, high=0.9), 1.0) == "0.35 [0.17, 0.90]"
+
+
+RERUN_DIR = report.results_dir() / "rerun"
+RERUN = report.load_all(RERUN_DIR)
+
+
+@pytest.mark.parametrize("name", sorted(RERUN))
+def test_rerun_results_are_consistent(name):
+    # a rerun (make benchmark-rerun) is held to the same standard as the committed results
+    assert consistency_problems(RERUN[name]) == []
+
+
+def _scaled(res: dict, side: str, factor: float) -> dict:
+    """``res`` with one side's steps (and evaluation steps) multiplied by ``factor``."""
+    bad = copy.deepcopy(res)
+    for r in bad["per_seed"]:
+        r[side]["steps"] *= factor
+        r[side]["evaluations"] = [[e[0] * factor, e[1], e[2]] for e in r[side]["evaluations"]]
+    bad["summary"], bad["ratio"] = report.summarise(bad["per_seed"])
+    return bad
+
+
+@needs_results
+def test_reproduction_accepts_the_same_results_and_rejects_a_shifted_rerun(tmp_path):
+    name, res = "ppo_cartpole", RESULTS["ppo_cartpole"]
+    rows = report.reproduction_rows({name: res}, {name: copy.deepcopy(res)})
+    # 3 quantities per side and 2 ratios
+    assert len(rows) == 8 and all(r["inside"] and r["overlap"] for r in rows)
+    assert report.identical_seeds(res, res) == (2 * len(res["per_seed"]),) * 2
+    # a companion that needs 3x the steps: its steps median and the steps ratio leave
+    # their committed intervals, the peer's rows do not move
+    bad = _scaled(res, "companion", 3.0)
+    rows = {(r["side"], r["quantity"]): r for r in report.reproduction_rows({name: res}, {name: bad})}
+    assert not rows["companion", "steps"]["inside"] and not rows["ratio", "steps"]["inside"]
+    assert rows["peer", "steps"]["inside"] and rows["peer", "seconds"]["inside"]
+    assert report.identical_seeds(res, bad) == (len(res["per_seed"]), 2 * len(res["per_seed"]))
+    # the command line: exit status 0 for a faithful rerun, 1 for the shifted one
+    (tmp_path / "same").mkdir()
+    (tmp_path / "same" / f"{name}.json").write_text(json.dumps(res))
+    assert report.main(["--compare", str(tmp_path / "same")]) == 0
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / f"{name}.json").write_text(json.dumps(bad))
+    assert report.main(["--compare", str(tmp_path / "bad")]) == 1
+    assert report.main(["--compare", str(tmp_path / "empty")]) == 1  # nothing to compare
+    table = report.reproduction_table(report.reproduction_rows({name: res}, {name: bad}))
+    assert table.count("\n") == 2 + 8 - 1 and "| no" in table

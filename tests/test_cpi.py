@@ -149,6 +149,8 @@ NAN, INF = float("nan"), float("inf")
         (lambda: cpi.suboptimality_bound(-0.1, 1.0, 0.9), "policy_adv"),
         (lambda: cpi.suboptimality_bound(0.1, 1.0, 1.0), "gamma"),
         (lambda: cpi.worst_case_ratio(n_starts=0), "n_starts"),
+        (lambda: cpi.worst_case_ratio(n_starts=1, min_penalty=-1e-8), "min_penalty"),
+        (lambda: cpi.worst_case_ratio(n_starts=1, min_penalty=NAN), "min_penalty"),
         (lambda: cpi.bound_violations(cpi.kakade_langford_bound, [], tol=NAN), "tol"),
         (
             lambda: cpi.lemma_violations(cpi.performance_difference_terms, [], rtol=NAN),

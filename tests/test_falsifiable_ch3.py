@@ -218,6 +218,9 @@ def test_alpha_zero_not_counted(tight_cases):
 def test_worst_case_search_finds_near_tight_case():
     ratio, case = cpi.worst_case_ratio(n_starts=2, maxiter=60, seed=0)
     assert 0.9 < ratio <= 1 + 1e-9
+    # the case is resolved: its penalty is far above rounding (on an AMD EPYC CPU the
+    # search without the floor reported 1.67 for pi' = pi up to rounding, penalty 3e-17)
+    assert case.penalty >= 1e-8 and case.ratio == ratio
     assert cpi.bound_violations(cpi.kakade_langford_bound, [case]) == 0
     assert cpi.bound_violations(halved_penalty, [case]) == 1
 
@@ -339,3 +342,19 @@ def test_first_order_gap_rejects_missing_factor():
         theta = np.random.default_rng(seed).normal(size=(mdp.n_states, mdp.n_actions))
         assert cpi.first_order_gap(mdp, theta, cpi.surrogate) < 1e-8
         assert cpi.first_order_gap(mdp, theta, no_factor) > 1e-3
+
+
+
+def test_a_ratio_of_rounding_errors_is_not_reported(monkeypatch):
+    # the degenerate case the search found on an AMD EPYC CPU: pi' = pi up to rounding,
+    # gap and penalty of the size of rounding errors, their ratio 1.67
+    rounding = cpi.BoundCase(
+        gain=-1.4654943925052066e-14, policy_adv=-6.936673457857848e-13,
+        eps=6.936673457857978e-13, alpha=0.020000000016212775, gamma=0.05000000001687729,
+    )
+    assert rounding.ratio > 1 and rounding.penalty < 1e-16
+    monkeypatch.setattr(cpi, "_case_from_params", lambda theta, S, A: rounding)
+    ratio, case = cpi.worst_case_ratio(n_starts=1, maxiter=2)
+    assert ratio == 0.0 and case is rounding  # scored 0, not reported as a refutation
+    ratio, _ = cpi.worst_case_ratio(n_starts=1, maxiter=2, min_penalty=0.0)
+    assert ratio == rounding.ratio  # without the floor, the search would report 1.67

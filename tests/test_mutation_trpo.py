@@ -316,6 +316,8 @@ def test_two_state_case_policies():
         (dict(alpha=1.5), r"^alpha must lie in \(0, 1 - p\]"),
         (dict(alpha_bad=0.6), r"^alpha_bad must lie in \[0, 0\.5\], got 0\.6$"),
         (dict(alpha_bad=-0.1), r"^alpha_bad must lie in \[0, 0\.5\]"),
+        # the default alpha_bad is alpha: the message says which value was checked
+        (dict(alpha=0.7), r"^alpha_bad must lie in \[0, 0\.5\], got the default alpha = 0\.7$"),
     ],
 )
 def test_two_state_case_messages(kwargs, message):

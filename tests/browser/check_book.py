@@ -53,7 +53,8 @@ TABLES_JS = """
 
 def expected_benchmark_tables() -> list[list[list[str]]]:
     """The tables the Benchmarks page must show, in page order, computed from the results
-    files: the task registry, the headline, then per task its table and its seeds."""
+    files: the task registry, the headline, per task its table and its seeds, then the
+    comparison with the rerun in ``benchmarks/results/rerun/`` when there is one."""
     sys.path.insert(0, str(ROOT))
     from benchmarks import report
     from benchmarks.tasks import TASKS
@@ -67,6 +68,9 @@ def expected_benchmark_tables() -> list[list[list[str]]]:
         if t.name in results:
             tables.append([report.TASK_HEADER, *report.task_rows(results[t.name])])
             tables.append([report.PER_SEED_HEADER, *report.per_seed_rows(results[t.name])])
+    repro = report.reproduction_rows(results, report.load_all(report.results_dir() / "rerun"))
+    if repro:  # the section "Does a rerun reproduce these numbers?"
+        tables.append([report.REPRO_HEADER, *report.reproduction_cells(repro)])
     return [[[" ".join(c.split()) for c in r] for r in tab] for tab in tables]
 
 
