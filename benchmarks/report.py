@@ -322,7 +322,8 @@ def reproduction_rows(committed: dict[str, dict], rerun: dict[str, dict]) -> lis
 
     Each row: ``task``, ``side`` ("companion", "peer" or "ratio"), ``quantity``,
     ``committed`` and ``rerun`` (dicts with median, low, high), ``inside`` (bool) and
-    ``overlap`` (whether the two intervals overlap). A rerun on another CPU is a new sample,
+    ``overlap`` (whether the two intervals overlap); ratio rows also hold ``verdicts``, the
+    headline's verdict (:func:`verdict`) of the committed and of the rerun interval. A rerun on another CPU is a new sample,
     not a copy: float rounding differs between instruction sets and the trajectories part
     after a few updates, so the per-seed step counts differ and the medians move within
     their sampling error; on the same CPU, library versions and thread count they are equal.
@@ -336,11 +337,14 @@ def reproduction_rows(committed: dict[str, dict], rerun: dict[str, dict]) -> lis
                  for side in SIDES for k in ("steps", "seconds", "sps")]
         pairs += [("ratio", k, a["ratio"][k], b["ratio"][k]) for k in ("steps", "seconds")]
         for side, k, ca, cb in pairs:
-            rows.append(dict(
+            row = dict(
                 task=t.name, side=side, quantity=k, committed=ca, rerun=cb,
                 inside=bool(ca["low"] <= cb["median"] <= ca["high"]),
                 overlap=bool(ca["low"] <= cb["high"] and cb["low"] <= ca["high"]),
-            ))
+            )
+            if side == "ratio":  # the headline's verdict, committed and rerun
+                row["verdicts"] = (verdict(ca, GOALS[k]), verdict(cb, GOALS[k]))
+            rows.append(row)
     return rows
 
 
@@ -533,6 +537,10 @@ def main(argv: list[str] | None = None) -> int:
             if name in committed:
                 same, common = identical_seeds(committed[name], rerun[name])
                 print(f"{name}: {same} of {common} runs reached the threshold at the same env step")
+        for r in rows:
+            if "verdicts" in r and r["verdicts"][0] != r["verdicts"][1]:
+                print(f"{r['task']}: the {r['quantity']} verdict changes from "
+                      f"{r['verdicts'][0]!r} to {r['verdicts'][1]!r}")
         outside = [r for r in rows if not r["inside"]]
         print(f"{len(rows) - len(outside)} of {len(rows)} rerun medians inside the committed 95% intervals")
         return 1 if outside else 0

@@ -220,6 +220,8 @@ def test_reproduction_accepts_the_same_results_and_rejects_a_shifted_rerun(tmp_p
     rows = {(r["side"], r["quantity"]): r for r in report.reproduction_rows({name: res}, {name: bad})}
     assert not rows["companion", "steps"]["inside"] and not rows["ratio", "steps"]["inside"]
     assert rows["peer", "steps"]["inside"] and rows["peer", "seconds"]["inside"]
+    committed_verdict = report.verdict(res["ratio"]["steps"], report.GOALS["steps"])
+    assert rows["ratio", "steps"]["verdicts"] == (committed_verdict, "not met")
     assert report.identical_seeds(res, bad) == (len(res["per_seed"]), 2 * len(res["per_seed"]))
     # the command line: exit status 0 for a faithful rerun, 1 for the shifted one
     (tmp_path / "same").mkdir()
