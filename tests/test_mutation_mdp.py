@@ -1,0 +1,328 @@
+"""Tests of ``companion.mdp`` that kill mutants the other tests let survive (tests/MUTATION.md).
+
+Values are checked against independent computations (matrix powers, a hand-solved
+one-state chain, brute-force enumeration), and every refusal against an anchored
+message that starts with the argument's name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from companion import mdp as M
+
+
+def one_state(gamma: float, r: float = 1.0) -> M.TabularMDP:
+    """One state, one action, reward ``r``: :math:`V = r / (1 - \\gamma)`."""
+    return M.TabularMDP(np.ones((1, 1, 1)), np.full((1, 1), r), gamma, np.ones(1))
+
+
+@pytest.fixture(scope="module")
+def small():
+    return M.random_mdp(3, 2, gamma=0.8, seed=11), M.random_policy(3, 2, seed=12)
+
+
+# ---------------------------------------------------------------- value iteration
+@pytest.mark.parametrize("gamma", [0.5, 0.9, 0.99])
+@pytest.mark.parametrize("tol", [1e-2, 1e-4, 1e-6])
+def test_value_iteration_stops_where_its_rule_says(gamma, tol):
+    # one state, reward 1: V_k = (1 - gamma^k) / (1 - gamma), |V_{k+1} - V_k| = gamma^k. The
+    # rule stops at the first k with gamma^k < tol (1 - gamma) / (2 gamma), so the error of
+    # the returned V_{k+1}, gamma^{k+1} / (1 - gamma), lies in [gamma tol / 2, tol / 2)
+    _, V = M.value_iteration(one_state(gamma), tol=tol)
+    err = 1 / (1 - gamma) - V[0]
+    assert gamma * tol / 2 <= err * (1 + 1e-9) and err < tol / 2
+
+
+def test_value_iteration_default_tolerance_and_gamma_zero(small):
+    m, _ = small
+    _, V_star = M.policy_iteration(m)
+    _, V = M.value_iteration(m)
+    assert np.max(np.abs(V - V_star)) < 0.5e-10
+    # gamma = 0: one backup is exact (the rule's threshold is infinite)
+    m0 = M.TabularMDP(m.P, m.R, 0.0, m.mu)
+    pi, V0 = M.value_iteration(m0, tol=1e-12)
+    assert np.array_equal(V0, m.R.max(axis=1))
+    assert np.array_equal(pi, np.eye(2)[m.R.argmax(axis=1)])
+
+
+def test_value_iteration_stops_strictly_below_the_threshold():
+    # gamma = 1/2, reward 1: V_k = 2 - 2^(1-k) and |V_{k+1} - V_k| = 2^-k exactly in floats;
+    # tol = 2^-9 gives the threshold tol (1 - gamma) / (2 gamma) = 2^-10, reached with
+    # equality at k = 10: "<" goes on to k = 11 and returns V_12
+    _, V = M.value_iteration(one_state(0.5), tol=2.0**-9)
+    assert V[0] == 2 - 2.0**-11
+
+
+def test_value_iteration_default_cap_is_100_000_iterations():
+    # one state, reward 1, gamma = 0.9999: |V_{k+1} - V_k| = gamma^k; a threshold just above
+    # gamma^100000 (and below gamma^99999) stops at the 100,001st iteration
+    g = 0.9999
+    thr = g**100_000 * (1 + 5e-5)
+    tol = thr * 2 * g / (1 - g)
+    with pytest.raises(RuntimeError, match=r"in 100000 iterations$"):
+        M.value_iteration(one_state(g), tol=tol)
+    M.value_iteration(one_state(g), tol=tol, max_iters=100_001)  # one more is enough
+
+
+def test_value_iteration_messages():
+    m = one_state(0.99)
+    with pytest.raises(
+        RuntimeError, match=r"^value_iteration did not reach tol=1e-12 in 3 iterations$"
+    ):
+        M.value_iteration(m, tol=1e-12, max_iters=3)
+    with pytest.raises(ValueError, match=r"^max_iters must"):
+        M.value_iteration(m, max_iters=0)
+    with pytest.raises(ValueError, match=r"^tol must"):
+        M.value_iteration(m, tol=0.0)
+
+
+def test_bellman_optimality_backup_refuses_a_wrong_shape(small):
+    m, _ = small
+    with pytest.raises(ValueError, match=r"^V must have shape"):
+        M.bellman_optimality_backup(m, np.zeros(4))
+    with pytest.raises(ValueError, match=r"^V must have shape"):
+        M.bellman_optimality_backup(m, np.zeros((3, 1)))
+
+
+# ---------------------------------------------------------------- Neumann series
+@pytest.mark.parametrize("gamma", [0.5, 0.9])
+@pytest.mark.parametrize("tol", [1e-2, 1e-5])
+def test_neumann_series_meet_their_tolerance(gamma, tol):
+    # one state, reward 1: terms gamma^t; the series stops once the next term's tail bound
+    # gamma^k / (1 - gamma) is below tol and adds that term: the error is then below
+    # gamma tol and at least gamma^2 tol (the previous bound was not below tol)
+    m = one_state(gamma)
+    for got in (
+        M.neumann_value(m, np.ones((1, 1)), tol=tol)[0],
+        M.neumann_q(m, np.ones((1, 1)), tol=tol)[0, 0],
+    ):
+        err = 1 / (1 - gamma) - got
+        assert gamma**2 * tol <= err * (1 + 1e-9) and err < gamma * tol
+
+
+def test_neumann_series_stop_strictly_below_tol():
+    # gamma = 1/2, reward 1: the tail bound after term t is 2 * 2^-t, equal to tol = 2^-9 at
+    # t = 10; "<" adds terms up to t = 11
+    m = one_state(0.5)
+    assert M.neumann_value(m, np.ones((1, 1)), tol=2.0**-9)[0] == 2 - 2.0**-11
+    assert M.neumann_q(m, np.ones((1, 1)), tol=2.0**-9)[0, 0] == 2 - 2.0**-11
+
+
+@pytest.mark.parametrize("fn", [M.neumann_value, M.neumann_q])
+def test_neumann_default_cap_is_100_000_terms(fn):
+    # terms gamma^t with gamma = 0.9999: iteration j (from 0) stops when the tail bound
+    # gamma^(j+1) / (1 - gamma) is below tol; a tol just above gamma^100001 / (1 - gamma)
+    # stops at j = 100,000, the 100,001st iteration
+    g = 0.9999
+    tol = g**100_001 / (1 - g) * (1 + 5e-5)
+    with pytest.raises(RuntimeError, match=r"in 100000 terms$"):
+        fn(one_state(g), np.ones((1, 1)), tol=tol)
+    fn(one_state(g), np.ones((1, 1)), tol=tol, max_terms=100_001)
+
+
+def test_neumann_series_equal_the_linear_solves(small):
+    m, pi = small
+    assert np.allclose(
+        M.neumann_value(m, pi), M.value_function(m, pi), rtol=0, atol=1e-11
+    )
+    assert np.allclose(M.neumann_q(m, pi), M.q_function(m, pi), rtol=0, atol=1e-11)
+    assert (
+        M.neumann_value(m, pi).dtype == np.float64
+        and M.neumann_q(m, pi).dtype == np.float64
+    )
+
+
+@pytest.mark.parametrize("fn", [M.neumann_value, M.neumann_q])
+def test_neumann_messages(fn):
+    m = one_state(0.99)
+    name = fn.__name__
+    with pytest.raises(
+        RuntimeError, match=rf"^{name} did not reach tol=1e-13 in 4 terms$"
+    ):
+        fn(m, np.ones((1, 1)), max_terms=4)
+    with pytest.raises(ValueError, match=r"^max_terms must"):
+        fn(m, np.ones((1, 1)), max_terms=0)
+    with pytest.raises(ValueError, match=r"^tol must"):
+        fn(m, np.ones((1, 1)), tol=-1.0)
+    with pytest.raises(ValueError, match=r"^tol must"):
+        fn(m, np.ones((1, 1)), tol="small")
+
+
+# ---------------------------------------------------------------- Monte Carlo
+@pytest.mark.parametrize(
+    "fn", [M.monte_carlo_q, M.monte_carlo_v, M.monte_carlo_visitation]
+)
+def test_monte_carlo_fields_and_seed(small, fn):
+    m, pi = small
+    est = fn(m, pi, n_rollouts=4, horizon=7, seed=5)
+    bound = m.gamma**7 / (1 - m.gamma)
+    if fn is not M.monte_carlo_visitation:
+        bound *= np.abs(m.R).max()
+    assert est.truncation == pytest.approx(bound, rel=1e-12)
+    assert est.horizon == 7 and est.n == 4
+    again = fn(m, pi, n_rollouts=4, horizon=7, seed=5)
+    assert np.array_equal(est.mean, again.mean)  # the seed is used
+    other = fn(m, pi, n_rollouts=4, horizon=7, seed=6)
+    assert not np.array_equal(est.mean, other.mean)
+
+
+# ---------------------------------------------------------------- Bellman gaps
+def test_bellman_expectation_gaps_keys_and_values(small):
+    m, pi = small
+    V, Q = M.value_function(m, pi), M.q_function(m, pi)
+    gaps = M.bellman_expectation_gaps(m, pi, V, Q)
+    assert list(gaps) == [
+        "bellman-v",
+        "bellman-q",
+        "V = sum_a pi Q",
+        "Q = r + gamma P V",
+        "V vs Neumann series",
+        "Q vs Neumann series",
+    ]
+    assert max(gaps.values()) < 1e-10
+    shifted = M.bellman_expectation_gaps(m, pi, V, Q + 1.0)
+    # Q + 1: bellman-q is off by 1 - gamma, the links by 1, the Neumann distance by 1
+    assert shifted["bellman-q"] == pytest.approx(1 - m.gamma, abs=1e-9)
+    assert shifted["Q = r + gamma P V"] == pytest.approx(1.0, abs=1e-9)
+    assert shifted["V = sum_a pi Q"] == pytest.approx(1.0, abs=1e-9)
+    assert shifted["bellman-v"] < 1e-10
+
+
+def test_bellman_expectation_gaps_messages(small):
+    m, pi = small
+    with pytest.raises(ValueError, match=r"^V must have shape"):
+        M.bellman_expectation_gaps(m, pi, np.zeros(2), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"^Q must have shape"):
+        M.bellman_expectation_gaps(m, pi, np.zeros(3), np.zeros((3, 3)))
+
+
+# ---------------------------------------------------------------- rewards of (s, a, s')
+def test_average_reward_messages():
+    P = M.random_mdp(2, 2, seed=1).P
+    assert np.allclose(M.average_reward(P, np.ones_like(P)), 1.0)
+    with pytest.raises(ValueError, match=r"^P must"):
+        M.average_reward(P[0], np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"^R3 must have shape"):
+        M.average_reward(P, np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"^R3 contains NaN"):
+        M.average_reward(P, np.full_like(P, np.nan))
+
+
+def exact_discounted_reward(
+    m: M.TabularMDP, pi: np.ndarray, r_sa: np.ndarray, H: int
+) -> float:
+    """sum_{t<H} gamma^t mu^T P_pi^t r_pi, by matrix powers (no enumeration)."""
+    P_pi, r_pi = M.policy_transition_matrix(m, pi), (pi * r_sa).sum(axis=1)
+    d, total = m.mu.copy(), 0.0
+    for t in range(H):
+        total += m.gamma**t * d @ r_pi
+        d = d @ P_pi
+    return total
+
+
+@pytest.mark.parametrize("H", [1, 2, 3])
+def test_enumerated_discounted_reward_equals_matrix_powers(H):
+    m = M.random_mdp(2, 2, gamma=0.7, seed=21)
+    pi = M.random_policy(2, 2, seed=22)
+    R3 = np.random.default_rng(23).normal(size=(2, 2, 2))
+    want = exact_discounted_reward(m, pi, M.average_reward(m.P, R3), H)
+    assert M.enumerated_discounted_reward(m, pi, R3, H) == pytest.approx(
+        want, rel=1e-12
+    )
+    want_sa = exact_discounted_reward(m, pi, m.R, H)
+    assert M.enumerated_discounted_reward(m, pi, m.R, H) == pytest.approx(
+        want_sa, rel=1e-12
+    )
+
+
+def test_enumerated_discounted_reward_limits():
+    m = M.TabularMDP(np.ones((1, 1, 1)), np.ones((1, 1)), 0.5, np.ones(1))
+    pi = np.ones((1, 1))
+    assert M.enumerated_discounted_reward(m, pi, np.ones((1, 1)), 6) == pytest.approx(
+        2 - 0.5**5
+    )
+    with pytest.raises(
+        ValueError, match=r"^horizon must be at most 6 \(enumeration\), got 7$"
+    ):
+        M.enumerated_discounted_reward(m, pi, np.ones((1, 1)), 7)
+    with pytest.raises(ValueError, match=r"^horizon must"):
+        M.enumerated_discounted_reward(m, pi, np.ones((1, 1)), 0)
+    with pytest.raises(
+        ValueError,
+        match=r"^reward must have shape \(1, 1\) or \(1, 1, 1\), got \(2,\)$",
+    ):
+        M.enumerated_discounted_reward(m, pi, np.ones(2), 2)
+    with pytest.raises(ValueError, match=r"^reward contains NaN"):
+        M.enumerated_discounted_reward(m, pi, np.full((1, 1), np.nan), 2)
+
+
+# ---------------------------------------------------------------- optimality checks
+def test_optimality_violations_keys_seed_and_values(small):
+    m, _ = small
+    pi_star, V_star = M.policy_iteration(m)
+    got = M.optimality_violations(m, V_star, pi_star, n_random=20)
+    assert list(got) == [
+        "bellman-opt",
+        "pi attains V",
+        "sup over deterministic",
+        "random policy exceeds V",
+    ]
+    assert max(got.values()) < 1e-10
+    low = V_star - 10.0  # far below every policy's value: each check sees it
+    got = M.optimality_violations(m, low, pi_star, n_random=20)
+    assert got["bellman-opt"] == pytest.approx(10 * (1 - m.gamma), abs=1e-9)
+    assert got["pi attains V"] == pytest.approx(10.0, abs=1e-9)
+    assert got["sup over deterministic"] == pytest.approx(10.0, abs=1e-9)
+    # the random policies come from the seed (default 0): the same twice, another seed differs
+    a = M.optimality_violations(m, low, pi_star, n_random=5)["random policy exceeds V"]
+    b = M.optimality_violations(m, low, pi_star, n_random=5, seed=0)[
+        "random policy exceeds V"
+    ]
+    c = M.optimality_violations(m, low, pi_star, n_random=5, seed=1)[
+        "random policy exceeds V"
+    ]
+    assert a == b != c
+
+
+def test_optimality_violations_messages(small):
+    m, _ = small
+    pi_star, V_star = M.policy_iteration(m)
+    with pytest.raises(ValueError, match=r"^V must have shape"):
+        M.optimality_violations(m, np.zeros(2), pi_star)
+    with pytest.raises(ValueError, match=r"^n_random must"):
+        M.optimality_violations(m, V_star, pi_star, n_random=0)
+    big = M.random_mdp(17, 2, seed=0)  # 2^17 = 131,072 deterministic policies
+    with pytest.raises(
+        ValueError, match=r"^too many deterministic policies to enumerate \(2\^17\)$"
+    ):
+        M.optimality_violations(big, np.zeros(17), M.uniform_policy(big))
+
+
+def test_optimality_violations_draws_200_random_policies_by_default():
+    # one state, rewards (0, 1), V = 0: the excess of a random policy is 2 pi(1); with seed
+    # 160 the 201st Dirichlet draw is the largest of the first 201, so 200 and 201 draws differ
+    m = M.TabularMDP(np.ones((1, 2, 1)), np.array([[0.0, 1.0]]), 0.5, np.ones(1))
+    pi = np.array([[1.0, 0.0]])
+    key = "random policy exceeds V"
+    default = M.optimality_violations(m, np.zeros(1), pi, seed=160)[key]
+    assert (
+        default
+        == M.optimality_violations(m, np.zeros(1), pi, n_random=200, seed=160)[key]
+    )
+    assert (
+        default
+        < M.optimality_violations(m, np.zeros(1), pi, n_random=201, seed=160)[key]
+    )
+
+
+def test_optimality_violations_refuses_more_than_100_000_policies():
+    # one state and 100,001 actions: 100,001 deterministic policies, one too many
+    A = 100_001
+    m = M.TabularMDP(np.ones((1, A, 1)), np.zeros((1, A)), 0.5, np.ones(1))
+    with pytest.raises(
+        ValueError,
+        match=r"^too many deterministic policies to enumerate \(100001\^1\)$",
+    ):
+        M.optimality_violations(m, np.zeros(1), np.full((1, A), 1 / A))
