@@ -326,3 +326,247 @@ def test_optimality_violations_refuses_more_than_100_000_policies():
         match=r"^too many deterministic policies to enumerate \(100001\^1\)$",
     ):
         M.optimality_violations(m, np.zeros(1), np.full((1, A), 1 / A))
+
+
+# ---------------------------------------------------------------- greedy policy, policy iteration
+def test_greedy_policy_edges():
+    assert np.array_equal(
+        M.greedy_policy([[1.0, 2.0]]), [[0.0, 1.0]]
+    )  # one state is fine
+    assert np.array_equal(
+        M.greedy_policy([[0.0, 1.0]], tol=0), [[0.0, 1.0]]
+    )  # tol = 0 allowed
+    assert np.array_equal(M.greedy_policy([[1.0, 1.0 - 1e-13]]), [[1.0, 0.0]])
+    assert np.array_equal(
+        M.greedy_policy([[1.0 - 1e-13, 1.0]]), [[1.0, 0.0]]
+    )  # tie within tol
+    with pytest.raises(
+        ValueError,
+        match=r"^Q must have at least one state and one action, got shape \(0, 2\)$",
+    ):
+        M.greedy_policy(np.zeros((0, 2)))
+    with pytest.raises(
+        ValueError,
+        match=r"^Q must have at least one state and one action, got shape \(2, 0\)$",
+    ):
+        M.greedy_policy(np.zeros((2, 0)))
+    with pytest.raises(ValueError, match=r"^tol must be a finite number >= 0, got -1$"):
+        M.greedy_policy([[0.0, 1.0]], tol=-1)
+
+
+def tied_mdp() -> M.TabularMDP:
+    """Two states whose two actions are identical (so every policy is optimal) and whose
+    values differ (state 1 pays more)."""
+    P = np.zeros((2, 2, 2))
+    P[0, :, 0] = P[1, :, 1] = 1.0
+    R = np.array([[0.0, 0.0], [1.0, 1.0]])
+    return M.TabularMDP(P, R, 0.5, np.array([0.5, 0.5]))
+
+
+def test_policy_iteration_keeps_a_tied_deterministic_action():
+    m = tied_mdp()
+    pi0 = np.array([[0.0, 1.0], [0.0, 1.0]])  # action 1 everywhere: optimal, kept
+    pi, V = M.policy_iteration(m, pi0)
+    assert np.array_equal(pi, pi0) and np.allclose(V, [0.0, 2.0])
+    # a stochastic row is replaced by the greedy (lowest index) action, a deterministic one kept
+    mixed = np.array([[0.0, 1.0], [0.5, 0.5]])
+    pi, _ = M.policy_iteration(m, mixed)
+    assert np.array_equal(pi, [[0.0, 1.0], [1.0, 0.0]])
+
+
+def test_policy_iteration_message():
+    m = M.random_mdp(3, 2, seed=5)
+    pi_star, _ = M.policy_iteration(m)
+    worse = (
+        1.0 - pi_star
+    )  # the other action everywhere: not greedy, so one step changes it
+    with pytest.raises(
+        RuntimeError, match=r"^policy_iteration did not converge in 1 iterations$"
+    ):
+        M.policy_iteration(m, worse, max_iters=1)
+    with pytest.raises(ValueError, match=r"^max_iters must"):
+        M.policy_iteration(m, max_iters=0)
+
+
+# ---------------------------------------------------------------- Monte Carlo helpers
+def test_monte_carlo_returns_uses_its_seed(small):
+    m, pi = small
+    a = M.monte_carlo_returns(m, pi, 6, 5, seed=3)
+    assert np.array_equal(a, M.monte_carlo_returns(m, pi, 6, 5, seed=3))
+    assert not np.array_equal(a, M.monte_carlo_returns(m, pi, 6, 5, seed=4))
+    _, _, rewards = M.sample_batch(m, pi, 6, 5, seed=3)
+    assert np.allclose(a, (m.gamma ** np.arange(5)[:, None] * rewards).sum(axis=0))
+
+
+def test_monte_carlo_needs_two_rollouts(small):
+    m, pi = small
+    assert M.monte_carlo_v(m, pi, n_rollouts=2, horizon=3, seed=0).n == 2
+    with pytest.raises(
+        ValueError,
+        match=r"^n_rollouts must be at least 2 \(for a standard error\), got 1$",
+    ):
+        M.monte_carlo_v(m, pi, n_rollouts=1, horizon=3)
+    with pytest.raises(ValueError, match=r"^n_rollouts must"):
+        M.monte_carlo_q(m, pi, n_rollouts=0, horizon=3)
+
+
+def test_estimate_mean_and_standard_error():
+    samples = np.array([[1.0, 10.0], [2.0, 10.0], [6.0, 13.0]])
+    est = M._estimate(samples, 0.25, 9)
+    assert np.allclose(est.mean, [3.0, 11.0])
+    # sample standard deviation (ddof = 1) per column over sqrt(n)
+    assert np.allclose(est.stderr, [np.sqrt(14 / 2 / 3), np.sqrt(6 / 2 / 3)])
+    assert (est.truncation, est.n, est.horizon) == (0.25, 3, 9)
+
+
+def test_monte_carlo_disagreement_value():
+    est = M.MonteCarloEstimate(
+        mean=np.array([1e6, 0.5]),
+        stderr=np.array([0.0, 0.1]),
+        truncation=0.0,
+        n=10,
+        horizon=5,
+    )
+    # entry 0: no spread, tolerance 1e-12 * |mean| = 1e-6; entry 1: 4 se = 0.4 (+1e-12)
+    assert M.monte_carlo_disagreement([1e6 + 1e-7, 0.5], est) == pytest.approx(
+        0.1, rel=1e-4
+    )
+    assert M.monte_carlo_disagreement([1e6, 0.7], est) == pytest.approx(0.5, rel=1e-9)
+    assert M.monte_carlo_disagreement(
+        [1e6, 0.7], est, n_se=4.0
+    ) == M.monte_carlo_disagreement([1e6, 0.7], est)  # default n_se = 4
+    tiny = M.MonteCarloEstimate(
+        mean=np.array([0.5]), stderr=np.zeros(1), truncation=0.0, n=2, horizon=1
+    )
+    assert M.monte_carlo_disagreement([0.5 + 1e-12], tiny) == pytest.approx(
+        1.0, rel=1e-3
+    )
+    truncated = M.MonteCarloEstimate(
+        mean=np.array([0.0]), stderr=np.array([0.1]), truncation=0.2, n=2, horizon=1
+    )
+    assert M.monte_carlo_disagreement([0.3], truncated) == pytest.approx(
+        0.3 / 0.6, rel=1e-9
+    )
+    with pytest.raises(
+        ValueError, match=r"^estimate must be a MonteCarloEstimate, got list$"
+    ):
+        M.monte_carlo_disagreement([0.0], [0.0])
+
+
+# ---------------------------------------------------------------- RiverSwim
+def test_river_swim_by_hand():
+    m = M.river_swim(4, gamma=0.9)
+    P = np.zeros((4, 2, 4))
+    for s in range(4):
+        P[s, 0, max(s - 1, 0)] = 1.0
+    P[0, 1] = [0.65, 0.35, 0.0, 0.0]  # stays 0.6, drifts left (stays) 0.05, right 0.35
+    P[1, 1] = [0.05, 0.6, 0.35, 0.0]
+    P[2, 1] = [0.0, 0.05, 0.6, 0.35]
+    P[3, 1] = [0.0, 0.0, 0.05, 0.95]
+    assert np.allclose(m.P, P, rtol=0, atol=1e-15)
+    R = np.zeros((4, 2))
+    R[0, 0], R[3, 1] = 0.005, 1.0
+    assert np.array_equal(m.R, R) and np.array_equal(m.mu, [0.5, 0.5, 0.0, 0.0])
+    assert M.river_swim().n_states == 6 and M.river_swim().gamma == 0.95
+    assert M.river_swim(2).n_states == 2
+    with pytest.raises(ValueError, match=r"^n_states must be at least 2, got 1$"):
+        M.river_swim(1)
+    with pytest.raises(ValueError, match=r"^n_states must"):
+        M.river_swim(0)
+
+
+# ---------------------------------------------------------------- transition frequencies
+def freq_mdp() -> M.TabularMDP:
+    P = np.zeros((2, 2, 2))
+    P[0, 0] = [0.5, 0.5]
+    P[1, 0] = [0.25, 0.75]
+    P[:, 1] = [0.5, 0.5]  # action 1 is never taken below
+    return M.TabularMDP(P, np.zeros((2, 2)), 0.9, np.array([1.0, 0.0]))
+
+
+def test_transition_frequency_disagreement_by_hand():
+    m = freq_mdp()
+    # transitions 0->0, 0->1 (frequencies 1/2, 1/2: exact), 1->1 twice (0 and 1 against
+    # 1/4 and 3/4: off by 1/4 with se sqrt(1/4 * 3/4 / 2))
+    states, actions = np.array([0, 0, 1, 1, 1]), np.zeros(4, dtype=int)
+    se = np.sqrt(0.25 * 0.75 / 2)
+    assert M.transition_frequency_disagreement(
+        m, states, actions, n_se=1.0
+    ) == pytest.approx(0.25 / (se + 1e-12), rel=1e-12)
+    default = M.transition_frequency_disagreement(m, states, actions)
+    assert default == pytest.approx(0.25 / (5 * se + 1e-12), rel=1e-12)  # n_se = 5
+    # a pair seen once: 1 -> 0 against 1/4, off by 3/4 with se sqrt(3/16)
+    once = M.transition_frequency_disagreement(
+        m, np.array([1, 0]), np.array([0]), n_se=1.0
+    )
+    assert once == pytest.approx(0.75 / (np.sqrt(3 / 16) + 1e-12), rel=1e-12)
+
+
+def test_transition_frequency_of_a_pair_seen_once():
+    # P(.|0, 0) = (0.2, 0.3, 0.5), one transition 0 -> 2: frequencies (0, 0, 1) with n = 1;
+    # ratios 0.2 / 0.4, 0.3 / sqrt(0.21) and 0.5 / 0.5: the largest is that of state 2
+    P = np.zeros((3, 1, 3))
+    P[:, 0] = [0.2, 0.3, 0.5]
+    m = M.TabularMDP(P, np.zeros((3, 1)), 0.9, np.array([1.0, 0.0, 0.0]))
+    got = M.transition_frequency_disagreement(
+        m, np.array([0, 2]), np.array([0]), n_se=1.0
+    )
+    assert got == pytest.approx(0.5 / (0.5 + 1e-12), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "states, actions, message",
+    [
+        (
+            np.zeros((2, 2), dtype=int),
+            np.zeros(1, dtype=int),
+            r"^states must have one entry more than actions \(both 1-D\)$",
+        ),
+        (
+            np.zeros(3, dtype=int),
+            np.zeros((2, 1), dtype=int),
+            r"^states must have one entry more than actions \(both 1-D\)$",
+        ),
+        (
+            np.zeros(3, dtype=int),
+            np.zeros(3, dtype=int),
+            r"^states must have one entry more than actions \(both 1-D\)$",
+        ),
+        (
+            np.zeros(3),
+            np.zeros(2, dtype=int),
+            r"^states and actions must be integer arrays$",
+        ),
+        (
+            np.zeros(3, dtype=int),
+            np.zeros(2),
+            r"^states and actions must be integer arrays$",
+        ),
+        (
+            np.array([0, 2, 0]),
+            np.zeros(2, dtype=int),
+            r"^states or actions out of range$",
+        ),
+        (
+            np.array([0, -1, 0]),
+            np.zeros(2, dtype=int),
+            r"^states or actions out of range$",
+        ),
+        (np.zeros(3, dtype=int), np.array([0, 2]), r"^states or actions out of range$"),
+        (
+            np.zeros(3, dtype=int),
+            np.array([0, -1]),
+            r"^states or actions out of range$",
+        ),
+    ],
+)
+def test_transition_frequency_disagreement_messages(states, actions, message):
+    with pytest.raises(ValueError, match=message):
+        M.transition_frequency_disagreement(freq_mdp(), states, actions)
+
+
+def test_transition_frequency_disagreement_n_se_message():
+    with pytest.raises(ValueError, match=r"^n_se must"):
+        M.transition_frequency_disagreement(
+            freq_mdp(), np.zeros(2, dtype=int), np.zeros(1, dtype=int), n_se=0
+        )
