@@ -381,6 +381,61 @@ def reproduction_table(rows: list[dict]) -> str:
     return table(REPRO_HEADER, reproduction_cells(rows))
 
 
+def reproduction_summary(committed: dict[str, dict], rerun: dict[str, dict]) -> str:
+    """A paragraph on how a rerun compares with the committed results (the Benchmarks
+    page's "Does a rerun reproduce these numbers?"): which tasks and machines, how many
+    rerun medians of each kind lie inside the committed 95% intervals, which headline
+    verdicts change, how many runs reached the threshold at the same step, what was not
+    rerun and under what load."""
+    repro = reproduction_rows(committed, rerun)
+    if not repro:
+        return "No rerun is committed with this version of the book."
+    common = [n for n in rerun if n in committed]
+    same = [identical_seeds(committed[n], rerun[n]) for n in common]
+    cpus = sorted({committed[n]["config"]["machine"]["cpu_model"] for n in common})
+    rerun_cpus = sorted({rerun[n]["config"]["machine"]["cpu_model"] for n in common})
+    dates = sorted({rerun[n]["config"]["date"] for n in common})
+    kinds = [
+        ("ratios of medians companion / peer", [r for r in repro if r["side"] == "ratio"]),
+        *[(label, [r for r in repro if r["side"] != "ratio" and r["quantity"] == k])
+          for k, label in (("steps", "per-side medians of env steps to solve"),
+                           ("seconds", "of seconds to solve"), ("sps", "of env steps per second"))],
+    ]
+    quantity = {"steps": "env steps", "seconds": "seconds"}
+    changed = [r for r in repro if "verdicts" in r and r["verdicts"][0] != r["verdicts"][1]]
+    n_verdicts = sum("verdicts" in r for r in repro)
+    lines = [
+        f"The rerun covers {len(common)} of the {len(committed)} tasks and was made on "
+        f"{', '.join(dates)} on {', '.join(rerun_cpus)}, the committed results on "
+        f"{', '.join(cpus)}.",
+        "Inside the committed 95% intervals: "
+        + ", ".join(f"{sum(r['inside'] for r in rows)} of {len(rows)} {label}" for label, rows in kinds)
+        + ".",
+        f"The verdicts of the headline table are the same in {n_verdicts - len(changed)} of "
+        f"{n_verdicts}"
+        + ("." if not changed else "; they change for " + "; ".join(
+            f"{r['task']} {quantity[r['quantity']]} ({r['verdicts'][0]} in the committed "
+            f"results, {r['verdicts'][1]} in the rerun)" for r in changed) + "."),
+        f"{sum(a for a, _ in same)} of {sum(b for _, b in same)} runs (seed and side) reached "
+        "the threshold at the same env step in both.",
+    ]
+    not_rerun = [n for n in committed if n not in rerun]
+    if not_rerun:
+        lines.append("Not rerun: " + ", ".join(
+            f"{n} (its committed run took {committed[n]['config']['wall_seconds'] / 60:.0f} min)"
+            for n in not_rerun) + ".")
+    lines += sorted({rerun[n]["config"].get("concurrent_load") for n in common} - {None})
+    if rerun_cpus != cpus:
+        lines.append(
+            "On another CPU a rerun is a new sample rather than a copy: floating-point rounding "
+            "differs between instruction sets, the trajectories of a seed part after a few "
+            "updates, and the medians move within their sampling error. Seconds and steps per "
+            "second also measure the CPU itself, so here they compare machines of different "
+            "speed as much as the runs."
+        )
+    return " ".join(lines)
+
+
 # ----------------------------------------------------------------------------- curves
 def _score_at(evals: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """The last evaluation's mean return at or before each grid point (NaN before the first).

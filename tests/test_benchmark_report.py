@@ -231,5 +231,13 @@ def test_reproduction_accepts_the_same_results_and_rejects_a_shifted_rerun(tmp_p
     (tmp_path / "bad" / f"{name}.json").write_text(json.dumps(bad))
     assert report.main(["--compare", str(tmp_path / "bad")]) == 1
     assert report.main(["--compare", str(tmp_path / "empty")]) == 1  # nothing to compare
+    text = report.reproduction_summary({name: res}, {name: copy.deepcopy(res)})
+    assert "Inside the committed 95% intervals: 2 of 2 ratios" in text
+    assert "same in 2 of 2." in text and "Not rerun" not in text
+    two = {name: res, "trpo_cartpole": RESULTS["trpo_cartpole"]}
+    text = report.reproduction_summary(two, {name: bad})
+    assert "covers 1 of the 2 tasks" in text and "1 of 2 ratios" in text
+    assert "Not rerun: trpo_cartpole" in text
+    assert report.reproduction_summary({name: res}, {}).startswith("No rerun")
     table = report.reproduction_table(report.reproduction_rows({name: res}, {name: bad}))
     assert table.count("\n") == 2 + 8 - 1 and "| no" in table
