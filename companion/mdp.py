@@ -747,7 +747,8 @@ def transition_frequency_disagreement(mdp: TabularMDP, states: Any, actions: Any
     if not (np.issubdtype(states.dtype, np.integer) and np.issubdtype(actions.dtype, np.integer)):
         raise ValueError("states and actions must be integer arrays")
     S, A = mdp.n_states, mdp.n_actions
-    if states.min() < 0 or states.max() >= S or actions.min() < 0 or actions.max() >= A:
+    # np.any rather than min/max: a trajectory of one state has no action (nothing to count)
+    if np.any(states < 0) or np.any(states >= S) or np.any(actions < 0) or np.any(actions >= A):
         raise ValueError("states or actions out of range")
     n_se = _check_positive_float(n_se, "n_se")
     counts = np.zeros((S, A, S))

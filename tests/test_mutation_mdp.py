@@ -500,6 +500,8 @@ def test_transition_frequency_disagreement_by_hand():
         m, np.array([1, 0]), np.array([0]), n_se=1.0
     )
     assert once == pytest.approx(0.75 / (np.sqrt(3 / 16) + 1e-12), rel=1e-12)
+    # no transition at all (one state, no action): nothing to compare
+    assert M.transition_frequency_disagreement(m, np.array([0]), np.zeros(0, dtype=int)) == 0.0
 
 
 def test_transition_frequency_of_a_pair_seen_once():
