@@ -544,7 +544,7 @@ def worst_case_ratio(
     A case whose penalty is below ``min_penalty`` scores 0: with rewards in [-1, 1] its gap
     and penalty are both of the size of the rounding error of exact policy evaluation
     (about 1e-13), and their ratio is a ratio of rounding errors. Without this floor the
-    search can drive :math:`\pi'` to :math:`\pi` and report such a ratio (1.67, on an AMD
+    search can drive :math:`\\pi'` to :math:`\\pi` and report such a ratio (1.67, on an AMD
     EPYC CPU, for ``n_starts=2, maxiter=60, seed=0``), which refutes nothing.
     """
     from scipy.optimize import minimize
