@@ -127,3 +127,37 @@ def test_coverage_violations_messages():
         cpi.coverage_violations(
             cpi.suboptimality_bound, m, [M.uniform_policy(m)], np.full(3, 0.5)
         )
+
+
+def test_bound_equality_error_value():
+    c = cpi.BoundCase(gain=2.0, policy_adv=0.1, eps=0.2, alpha=0.5, gamma=0.9)
+    assert cpi.bound_equality_error(lambda *a: 2.3, [c]) == pytest.approx(0.3 / 3)
+    assert cpi.bound_equality_error(lambda *a: 1.4, [c, c]) == pytest.approx(0.6 / 3)
+    neg = cpi.BoundCase(gain=-2.0, policy_adv=0.1, eps=0.2, alpha=0.5, gamma=0.9)
+    assert cpi.bound_equality_error(lambda *a: -2.6, [neg]) == pytest.approx(0.6 / 3)
+    assert cpi.bound_equality_error(lambda *a: 0.0, []) == 0.0
+
+
+def unreachable_state_mdp() -> M.TabularMDP:
+    """Three states; state 2 is never entered and the start law misses it."""
+    P = np.zeros((3, 2, 3))
+    P[:, 0, 0] = 1.0
+    P[:, 1, 1] = 1.0
+    R = np.array([[0.0, 1.0], [0.5, 0.0], [0.0, 0.0]])
+    return M.TabularMDP(P, R, 0.5, np.array([0.5, 0.5, 0.0]))
+
+
+def test_concentrability_skips_states_neither_side_visits():
+    m = unreachable_state_mdp()
+    pi_star, _ = M.policy_iteration(m)
+    d_star = (1 - m.gamma) * M.visitation(m, pi_star)
+    assert d_star[2] == 0.0
+    restart = np.array([0.25, 0.75, 0.0])  # misses state 2, which pi* never visits
+    C = cpi.concentrability(m, pi_star, restart)
+    assert np.isfinite(C) and C == pytest.approx(
+        max(d_star[0] / 0.25, d_star[1] / 0.75)
+    )
+    # missing a state that pi* visits makes C infinite
+    assert cpi.concentrability(m, pi_star, np.array([0.0, 1.0, 0.0])) == np.inf
+    with pytest.raises(ValueError, match=r"^restart must have shape"):
+        cpi.concentrability(m, pi_star, np.full(2, 0.5))
