@@ -501,7 +501,10 @@ def test_transition_frequency_disagreement_by_hand():
     )
     assert once == pytest.approx(0.75 / (np.sqrt(3 / 16) + 1e-12), rel=1e-12)
     # no transition at all (one state, no action): nothing to compare
-    assert M.transition_frequency_disagreement(m, np.array([0]), np.zeros(0, dtype=int)) == 0.0
+    assert (
+        M.transition_frequency_disagreement(m, np.array([0]), np.zeros(0, dtype=int))
+        == 0.0
+    )
 
 
 def test_transition_frequency_of_a_pair_seen_once():
@@ -684,3 +687,44 @@ def test_symbolic_value_mismatch_logic(monkeypatch):
         ValueError, match=r"^candidate must return a 2x1 matrix, got shape \(3, 1\)$"
     ):
         M.symbolic_value_mismatch(lambda P_, r, g_: sp.Matrix([1, 2, 3]))
+
+
+# ---------------------------------------------------------------- TabularMDP and its checks
+def test_tabular_mdp_stores_validated_read_only_arrays():
+    m = M.TabularMDP(
+        [[[1.0, 0.0]], [[0.5, 0.5]]], [[1], [2]], np.float32(0.5), [0.25, 0.75]
+    )
+    for name in ("P", "R", "mu"):
+        arr = getattr(m, name)
+        assert isinstance(arr, np.ndarray) and arr.dtype == np.float64, name
+        assert not arr.flags.writeable, name
+    assert type(m.gamma) is float and m.gamma == 0.5
+    assert m.P.shape == (2, 1, 2) and m.R.shape == (2, 1) and m.mu.shape == (2,)
+
+
+def test_tabular_mdp_messages():
+    mu = np.array([0.5, 0.5])
+    with pytest.raises(
+        ValueError,
+        match=r"^P must have shape \(S, A, S\) with S, A >= 1, got \(2, 0, 2\)$",
+    ):
+        M.TabularMDP(np.zeros((2, 0, 2)), np.zeros((2, 0)), 0.5, mu)
+    with pytest.raises(ValueError, match=r"^P must sum to 1 along its last axis"):
+        M.TabularMDP(np.full((2, 1, 2), 0.6), np.zeros((2, 1)), 0.5, mu)
+    with pytest.raises(ValueError, match=r"^mdp must be a TabularMDP, got str$"):
+        M.uniform_policy("mdp")
+
+
+def test_seeds_none_generator_and_bad():
+    assert M.random_mdp(2, 2).P.shape == (2, 2, 2)  # seed None
+    a = M.random_policy(2, 3, seed=np.random.default_rng(7))
+    assert np.array_equal(a, M.random_policy(2, 3, seed=np.random.default_rng(7)))
+    with pytest.raises(
+        ValueError,
+        match=r"^seed must be None, a non-negative integer or a numpy Generator, got -1$",
+    ):
+        M.random_mdp(2, 2, seed=-1)
+    with pytest.raises(ValueError, match=r"^rng must be None"):
+        M.sample_trajectory(
+            M.random_mdp(2, 2, seed=0), np.full((2, 2), 0.5), 3, rng=1.5
+        )
