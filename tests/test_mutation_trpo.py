@@ -642,3 +642,8 @@ def test_pinsker_default_tol_is_tiny():
     # tv^2 = 1e-14 is below the default tol 1e-12 when the constant is 0
     assert trpo.pinsker_violations(p, q, constant=0.0) == 0
     assert trpo.pinsker_violations(p, q, constant=0.0, tol=0.0) == 1
+
+
+def test_module_getattr_message():
+    with pytest.raises(AttributeError, match=r"^module 'companion\.trpo' has no attribute 'no_such_name'$"):
+        trpo.no_such_name  # noqa: B018
