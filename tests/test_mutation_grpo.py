@@ -365,3 +365,29 @@ def test_aggregation_weights_mask_and_claimed_of_any_numeric_type():
     assert np.allclose(grpo.aggregation_weights("bnpo", mask), [[1 / 4, 0, 0], [1 / 4, 1 / 4, 1 / 4]])
     claimed = [[Decimal("0.25"), Decimal(0), Decimal(0)], [Decimal("0.25")] * 3]
     assert grpo.aggregation_weights_match("bnpo", mask, claimed)
+
+
+# --------------------------------------------------------------------------- no_signal_gap
+def _claimed(p, sizes):
+    return [p**G + (1 - p) ** G for G in sizes]
+
+
+def test_no_signal_gap_defaults_and_seed():
+    sizes = [2, 4, 8, 16]
+    claimed = _claimed(0.3, sizes)
+    a = grpo.no_signal_gap(claimed, 0.3, sizes)
+    assert a == grpo.no_signal_gap(claimed, 0.3, sizes, n_groups=40_000, seed=0)
+    assert a != grpo.no_signal_gap(claimed, 0.3, sizes, n_groups=40_000, seed=1)
+    assert a != grpo.no_signal_gap(claimed, 0.3, sizes, n_groups=40_001, seed=0)
+    assert a < 4 * np.sqrt(0.25 / 40_000)  # the right claim is within sampling error
+
+
+def test_no_signal_gap_edges_and_messages():
+    sizes = [2, 4]
+    # p = 0 and p = 1 are probabilities: every group is all 0 (or all 1), no signal
+    assert grpo.no_signal_gap([1.0, 1.0], 0, sizes, check_at=(2, 4), n_groups=10) == 0.0
+    assert grpo.no_signal_gap([1.0, 1.0], 1, sizes, check_at=(2, 4), n_groups=10) == 0.0
+    with pytest.raises(ValueError, match=r"^p must be a probability, got True$"):
+        grpo.no_signal_gap([1.0, 1.0], True, sizes, check_at=(2, 4))
+    with pytest.raises(ValueError, match=r"^n_groups must"):
+        grpo.no_signal_gap([1.0, 1.0], 0.5, sizes, check_at=(2, 4), n_groups=0)
