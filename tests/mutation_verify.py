@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     import pytest
 
     survivors = []
-    for name in names:
+    for i, name in enumerate(names):
         os.environ["MUTANT_UNDER_TEST"] = name
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
@@ -45,7 +45,8 @@ def main(argv: list[str]) -> int:
                               *files])
         if rc == 0:
             survivors.append(name)
-    print("\n".join(survivors))
+            print(name, flush=True)  # as found, so that a stopped run keeps its results
+        print(f"# {len(survivors)} of {i + 1} survive so far", file=sys.stderr, flush=True)
     print(f"# {len(survivors)} of {len(names)} survive", file=sys.stderr)
     return 0
 

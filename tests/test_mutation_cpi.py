@@ -161,3 +161,56 @@ def test_concentrability_skips_states_neither_side_visits():
     assert cpi.concentrability(m, pi_star, np.array([0.0, 1.0, 0.0])) == np.inf
     with pytest.raises(ValueError, match=r"^restart must have shape"):
         cpi.concentrability(m, pi_star, np.full(2, 0.5))
+
+
+def test_mixture_and_first_order_gap_messages():
+    m = M.random_mdp(2, 2, seed=50)
+    with pytest.raises(ValueError, match=r"^pi must sum to 1"):
+        cpi.mixture(np.array([[0.5, 0.6], [0.5, 0.5]]), np.full((2, 2), 0.5), 0.5)
+    with pytest.raises(ValueError, match=r"^theta must have shape"):
+        cpi.first_order_gap(m, np.zeros(3), cpi.surrogate)
+
+
+def _diffs(m, pi, pi_new):
+    """J(pi_new) - J(pi) from mu and from every state, as lemma_violations computes them."""
+    out = []
+    for start in [m.mu, *np.eye(m.n_states)]:
+        mm = M.TabularMDP(m.P, m.R, m.gamma, start)
+        out.append(M.expected_return(mm, pi_new) - M.expected_return(mm, pi))
+    return out
+
+
+def test_lemma_violations_tolerance_and_count():
+    m = M.random_mdp(3, 2, gamma=0.9, seed=51)
+    pi, pi_new = np.tile([1.0, 0.0], (3, 1)), np.tile([0.0, 1.0], (3, 1))
+    d = _diffs(m, pi, pi_new)
+    assert all(
+        0.5 < abs(x) < 4 for x in d
+    )  # the scale at which the tolerance is tested
+
+    def shifted(k):  # the exact difference plus k * rtol * (1 + |diff|)
+        def terms(mm, p, q):
+            diff = M.expected_return(mm, q) - M.expected_return(mm, p)
+            return [diff + k * 1e-6 * (1 + abs(diff))]
+
+        return terms
+
+    case = [(m, pi, pi_new)]
+    assert (
+        cpi.lemma_violations(shifted(0.0), case, rtol=0.0) == 0
+    )  # equal is no violation
+    assert cpi.lemma_violations(shifted(0.5), case, rtol=1e-6) == 0
+    assert (
+        cpi.lemma_violations(shifted(1.2), case, rtol=1e-6) == 4
+    )  # mu and 3 point masses
+    assert cpi.lemma_violations(shifted(1.2), case * 2, rtol=1e-6) == 8
+
+
+def test_first_order_gap_messages():
+    m = M.random_mdp(2, 2, seed=52)
+    with pytest.raises(ValueError, match=r"^h must be positive, got 0\.0$"):
+        cpi.first_order_gap(m, np.zeros((2, 2)), cpi.surrogate, h=0.0)
+    with pytest.raises(ValueError, match=r"^h must be finite"):
+        cpi.first_order_gap(m, np.zeros((2, 2)), cpi.surrogate, h=np.nan)
+    with pytest.raises(ValueError, match=r"^theta must have shape"):
+        cpi.first_order_gap(m, np.zeros((2, 3)), cpi.surrogate)

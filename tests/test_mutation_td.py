@@ -183,3 +183,44 @@ def test_linear_td_runs_averages_the_second_half_by_hand():
             kept.append(theta)
     got = td.linear_td_runs(m, np.ones((1, 1)), np.ones((1, 1)), 5, 2, seed=0)
     assert np.allclose(got, np.mean(kept))
+
+
+def test_td0_refuses_a_schedule_above_one_and_names_n_steps():
+    m = M.random_mdp(2, 2, gamma=0.9, seed=60)
+    pi = np.full((2, 2), 0.5)
+    with pytest.raises(ValueError, match=r"^alpha\(1\) returned 1\.5; step sizes must lie in \(0, 1\]$"):
+        td.td0(m, pi, lambda n: 1.5, 5, seed=0)
+    td.td0(m, pi, lambda n: 1.0, 5, seed=0)  # 1 is allowed
+    with pytest.raises(ValueError, match=r"^n_steps must"):
+        td.td0_runs(m, pi, 0.1, 0, 2)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m, pi: td.linear_td_fixed_point(m, pi, np.ones(3), np.full(3, 1 / 3)), r"^features must"),
+        (lambda m, pi: td.linear_td_fixed_point(m, pi, np.ones((3, 1, 1)), np.full(3, 1 / 3)), r"^features must"),
+        (lambda m, pi: td.linear_td_fixed_point(m, pi, np.ones((2, 1)), np.full(3, 1 / 3)),
+         r"^features must have shape \(3, k\) with k >= 1, got \(2, 1\)$"),
+        (lambda m, pi: td.linear_td_fixed_point(m, pi, np.ones((3, 1)), np.full(2, 0.5)), r"^state_dist must have shape"),
+        (lambda m, pi: td.linear_td_fixed_point(m, pi, np.ones((3, 1)), np.full(3, 0.5)), r"^state_dist must sum to 1"),
+        (lambda m, pi: td.linear_td_fixed_point(m, pi, np.zeros((3, 1)), np.full(3, 1 / 3)),
+         r"^the linear TD system is singular for these features and state_dist$"),
+        (lambda m, pi: td.weighted_projection(np.ones(3), np.ones((3, 1)), np.full(3, 0.5)), r"^state_dist must sum to 1"),
+        (lambda m, pi: td.weighted_projection(np.ones(2), np.ones((3, 1)), np.full(3, 1 / 3)), r"^values must have shape"),
+        (lambda m, pi: td.weighted_projection(np.ones(3), np.ones(3), np.full(3, 1 / 3)), r"^features must"),
+        (lambda m, pi: td.weighted_projection(np.ones(3), np.ones((3, 1, 1)), np.full(3, 1 / 3)), r"^features must"),
+    ],
+)
+def test_linear_td_messages(call, message):
+    m = M.random_mdp(3, 2, gamma=0.9, seed=61)
+    with pytest.raises(ValueError, match=message):
+        call(m, np.full((3, 2), 0.5))
+
+
+def test_weighted_projection_one_feature_with_a_single_positive_feature():
+    # one feature per state, equal weights: the projection of v on span{phi} is
+    # phi (phi . v) / (phi . phi)
+    phi, v = np.array([1.0, 2.0, 0.0]), np.array([3.0, 1.0, 5.0])
+    got = td.weighted_projection(v, phi[:, None], np.full(3, 1 / 3))
+    assert np.allclose(got, phi * (phi @ v) / (phi @ phi))
