@@ -214,3 +214,126 @@ def test_first_order_gap_messages():
         cpi.first_order_gap(m, np.zeros((2, 2)), cpi.surrogate, h=np.nan)
     with pytest.raises(ValueError, match=r"^theta must have shape"):
         cpi.first_order_gap(m, np.zeros((2, 3)), cpi.surrogate)
+
+
+# ------------------------------------------------ step size, guarantee and their checks
+def test_cpi_step_size_is_zero_without_advantage():
+    # A = 0: no step, also when gamma = 0 (where a positive A gives the full step 1)
+    assert cpi.cpi_step_size(0.0, 1.0, 0.0) == 0.0
+    assert cpi.cpi_step_size(0.0, 0.0, 0.5) == 0.0
+    assert cpi.cpi_step_size(0.5, 1.0, 0.0) == 1.0
+
+
+def test_cpi_guaranteed_gain_when_the_cap_binds():
+    # alpha* = min(1, 0.9 * 0.5 / (4 * 0.1 * 0.5)) = 1: gain (A - 2 gamma eps/(1-gamma))/(1-gamma)
+    adv, eps, g = 0.5, 0.5, 0.1
+    assert cpi.cpi_step_size(adv, eps, g) == 1.0
+    want = (adv - 2 * g * eps / (1 - g)) / (1 - g)
+    assert cpi.cpi_guaranteed_gain(adv, eps, g) == pytest.approx(want, rel=1e-14)
+
+
+def _exact_unit_case():
+    """One state, gamma = 0, pi' = the action paying 1: A = eps = 1, alpha* = 1 and the
+    gain of the mixture is alpha exactly; the guarantee and the bound at alpha = 1 are 1."""
+    m, pi, pi_new = cpi.one_state_counterexample(gamma=0.0)
+    assert cpi.policy_advantage(m, pi, pi_new) == 1.0
+    assert cpi.cpi_guaranteed_gain(1.0, 1.0, 0.0) == 1.0
+    assert cpi.kakade_langford_bound(1.0, 1.0, 1.0, 0.0) == 1.0
+    return m, pi, pi_new
+
+
+def test_step_violations_equality_is_not_a_violation():
+    case = _exact_unit_case()
+    # tol = 0: gain == bound == guarantee == 1 exactly; "below" is strict
+    assert cpi.step_violations(cpi.cpi_step_size, cpi.kakade_langford_bound, [case], tol=0.0) == 0
+    # a step of 0 is a mixture (no move): from the better policy towards the worse one,
+    # A = -1, the guarantee is 0 and so is the gain
+    m, pi, pi_new = case
+    zero = lambda adv, eps, gamma: 0.0
+    assert cpi.step_violations(zero, lambda *a: 0.0, [(m, pi_new, pi)], tol=0.0) == 0
+    with pytest.raises(ValueError, match=r"^tol must be finite"):
+        cpi.step_violations(cpi.cpi_step_size, cpi.kakade_langford_bound, [case], tol=np.nan)
+
+
+@pytest.mark.parametrize("d, violated", [(1.9e-3, False), (2.2e-3, True)])
+def test_step_violations_tolerance_of_the_bound(d, violated):
+    # gain = 1; a bound c = 1 + d counts iff 1 < c - tol (1 + |c|), i.e. d > tol (2 + d)
+    case = _exact_unit_case()
+    bound = lambda adv, eps, alpha, gamma: 1.0 + d
+    n = cpi.step_violations(cpi.cpi_step_size, bound, [case, case], tol=1e-3)
+    assert n == (2 if violated else 0)
+
+
+@pytest.mark.parametrize("d, violated", [(1.9e-3, False), (2.2e-3, True)])
+def test_step_violations_tolerance_of_the_guarantee(d, violated):
+    # a step of 1 - d gains 1 - d; the guarantee 1 counts iff 1 - d < 1 - tol (1 + 1)
+    case = _exact_unit_case()
+    step = lambda adv, eps, gamma: 1.0 - d
+    n = cpi.step_violations(step, lambda *a: 0.0, [case, case], tol=1e-3)
+    assert n == (2 if violated else 0)
+
+
+@pytest.mark.parametrize("d, violated", [(0.0, False), (1.9e-3, False), (2.2e-3, True)])
+def test_guarantee_violations_tolerance(d, violated):
+    # alpha* = 1, gain = 1; a guarantee 1 + d counts iff 1 < 1 + d - tol (1 + |1 + d|)
+    case = _exact_unit_case()
+    guarantee = lambda adv, eps, gamma: 1.0 + d
+    tol = 0.0 if d == 0.0 else 1e-3
+    assert cpi.guarantee_violations(guarantee, [case, case], tol=tol) == (2 if violated else 0)
+
+
+def test_tight_case_and_counterexample_defaults_and_messages():
+    m, pi, pi_new = cpi.tight_case()
+    assert m.gamma == 0.9 and np.array_equal(m.R, [[0.0, 1.0], [0.0, -1.0]])
+    assert cpi.one_state_counterexample()[0].gamma == 0.1
+    for eps in (np.nan, "x"):
+        with pytest.raises(ValueError, match=r"^eps must be"):
+            cpi.tight_case(eps=eps)
+
+
+# ------------------------------------------------------ conservative policy iteration
+def test_cpi_stops_at_zero_advantage_with_tol_zero():
+    # already optimal: A = 0 exactly, so it stops before any step even with tol = 0
+    m, _, best = cpi.one_state_counterexample(gamma=0.0)
+    pi, h = cpi.conservative_policy_iteration(m, pi0=best, tol=0.0)
+    assert h.alpha == [] and h.J == [1.0] and np.array_equal(pi, best)
+
+
+def test_cpi_records_each_step():
+    m = M.random_mdp(3, 2, gamma=0.8, seed=41)
+    pi, h = cpi.conservative_policy_iteration(m, n_iters=3)
+    pi0 = M.uniform_policy(m)
+    greedy = M.greedy_policy(M.advantage_function(m, pi0))
+    adv = cpi.policy_advantage(m, pi0, greedy)
+    eps = max(cpi.advantage_gap(m, pi0, greedy), adv)
+    assert h.policy_advantage[0] == adv
+    assert h.alpha[0] == cpi.cpi_step_size(adv, eps, m.gamma)
+    assert len(h.alpha) == len(h.policy_advantage) == len(h.bound) == len(h.J) - 1 == 3
+    assert all(isinstance(x, float) for x in h.alpha + h.policy_advantage)
+
+
+def test_cpi_default_iteration_cap_is_1000():
+    # CPI's steps shrink near the optimum with gamma = 0.99: it is not done in 1000
+    m = M.random_mdp(4, 2, gamma=0.99, seed=5)
+    _, h = cpi.conservative_policy_iteration(m)
+    assert len(h.alpha) == 1000
+    _, h = cpi.conservative_policy_iteration(m, n_iters=1001)
+    assert len(h.alpha) == 1001
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_iters": 0}, r"^n_iters must"),
+        ({"tol": np.nan}, r"^tol must be finite"),
+        ({"tol": -1e-3}, r"^tol must be non-negative"),
+        ({"restart": [0.5, 0.6, -0.1]}, r"^restart "),
+        ({"pi0": np.full((3, 3), 1 / 3)}, r"^pi0 must have shape \(3, 2\)"),
+        ({"pi0": np.full((3, 2), 0.6)}, r"^pi0 "),
+    ],
+)
+def test_cpi_messages(kwargs, message):
+    m = M.random_mdp(3, 2, gamma=0.8, seed=41)
+    with pytest.raises(ValueError, match=message):
+        cpi.conservative_policy_iteration(m, **kwargs)
+    cpi.conservative_policy_iteration(m, n_iters=1, tol=0.0)  # tol = 0 is allowed

@@ -728,3 +728,31 @@ def test_seeds_none_generator_and_bad():
         M.sample_trajectory(
             M.random_mdp(2, 2, seed=0), np.full((2, 2), 0.5), 3, rng=1.5
         )
+
+
+def test_policy_iteration_default_cap_is_1000(monkeypatch):
+    # a Q that always favours the other action makes policy iteration switch forever
+    m = M.random_mdp(2, 2, gamma=0.5, seed=0)
+    calls = []
+
+    def alternating_q(mdp, pi):
+        calls.append(1)
+        return np.eye(2)[[len(calls) % 2] * 2]
+
+    monkeypatch.setattr(M, "q_function", alternating_q)
+    with pytest.raises(RuntimeError, match=r"did not converge in 1000 iterations$"):
+        M.policy_iteration(m)
+    assert len(calls) == 1000
+
+
+def test_optimality_violations_enumerates_exactly_100000_policies(monkeypatch):
+    # A^S = 10^5 is the largest admitted count (value_function replaced by a cheap stand-in)
+    P = np.full((5, 10, 5), 0.2)
+    m = M.TabularMDP(P, np.zeros((5, 10)), 0.5, np.full(5, 0.2))
+    V, pi = np.zeros(5), np.full((5, 10), 0.1)
+    monkeypatch.setattr(M, "value_function", lambda mdp, p: np.zeros(5))
+    out = M.optimality_violations(m, V, pi, n_random=1)
+    assert out["sup over deterministic"] == 0.0
+    with pytest.raises(ValueError, match=r"^too many deterministic policies"):
+        big = M.TabularMDP(np.full((6, 10, 6), 1 / 6), np.zeros((6, 10)), 0.5, np.full(6, 1 / 6))
+        M.optimality_violations(big, np.zeros(6), np.full((6, 10), 0.1))

@@ -418,3 +418,91 @@ def test_collect_episodes_stops_once_enough_steps_are_complete(min_steps, n_epis
     for obs, act, rew in episodes:
         assert np.array_equal(obs, [[0.0] * 3, [1.0] * 3])
         assert np.array_equal(rew, [1.0, 1.0]) and act.shape == (2,)
+
+
+class _OneStepEnvs:
+    """Three copies; every episode is one step (reward 1); copy i observes i; the step
+    after an end only resets (gymnasium's next-step autoreset). Records the actions."""
+
+    def __init__(self):
+        import gymnasium as gym
+
+        self.single_action_space = gym.spaces.Discrete(3)
+        self.obs = np.arange(3.0)[:, None] * np.ones((3, 2))
+        self.sent, self.resetting = [], False
+
+    def reset(self, seed=None):
+        self.resetting = False
+        return self.obs.copy(), {}
+
+    def step(self, actions):
+        self.sent.append(np.array(actions))
+        done = np.full(3, not self.resetting)
+        rewards = np.zeros(3) if self.resetting else np.ones(3)
+        self.resetting = not self.resetting
+        return self.obs.copy(), rewards, done, np.zeros(3, bool), {}
+
+
+def test_collect_episodes_draws_one_uniform_per_copy():
+    torch.manual_seed(0)
+    policy = torch.nn.Linear(2, 3)
+    envs = _OneStepEnvs()
+    episodes = pg._collect_episodes(envs, policy, np.random.default_rng(5), 30, 0, "cpu")
+    # by hand: inverse-CDF sampling, one uniform per copy and step, from the same stream
+    rng = np.random.default_rng(5)
+    with torch.no_grad():
+        p = torch.softmax(policy(torch.as_tensor(envs.obs, dtype=torch.float32)), -1)
+    cum = p.cumsum(-1).numpy().astype(np.float64)
+    want = [np.minimum((rng.random((3, 1)) >= cum).sum(1), 2) for _ in envs.sent]
+    assert np.array_equal(np.array(envs.sent), np.array(want))
+    assert len({tuple(a) for a in want}) > 1  # the copies do not share one draw
+    recorded = [int(act[0]) for _, act, _ in episodes]
+    assert recorded == [int(a) for a in np.concatenate(want[::2])]
+    assert all(rew.dtype == np.float64 for _, _, rew in episodes)
+
+
+def test_train_reinforce_defaults_seed_0_and_a_progress_bar(monkeypatch):
+    import companion.progress
+
+    shown, real = [], companion.progress.tqdm
+
+    def spy(*args, **kwargs):
+        shown.append(kwargs.pop("disable", None))
+        return real(*args, disable=True, **kwargs)  # silent in the test log
+
+    monkeypatch.setattr(companion.progress, "tqdm", spy)
+    config = pg.ReinforceConfig(n_epochs=2, steps_per_epoch=40, num_envs=2, hidden=(4,))
+    _, default = pg.train_reinforce(config)
+    _, zero = pg.train_reinforce(config, seed=0, progress=False)
+    _, one = pg.train_reinforce(config, seed=1, progress=False)
+    assert shown == [False, True, True]  # shown by default, hidden on request
+    assert default.mean_return == zero.mean_return != one.mean_return
+
+
+class _Uniforms:
+    """A stand-in for the generator: each call returns the next of ``values`` for every copy."""
+
+    def __init__(self, values):
+        self.values, self.i = values, 0
+
+    def random(self, shape):
+        u = self.values[self.i % len(self.values)]
+        self.i += 1
+        return np.full(shape, u)
+
+
+def test_collect_episodes_inverse_cdf_edges():
+    # float32 softmax whose cumulative sum ends at 0.99999994 < 1
+    policy = torch.nn.Linear(2, 3)
+    with torch.no_grad():
+        policy.weight.zero_()
+        logits = [0.40334683656692505, 0.8380263447761536, -0.7192575931549072]
+        policy.bias.copy_(torch.tensor(logits))
+        cum = torch.softmax(policy.bias, -1).cumsum(-1).numpy().astype(np.float64)
+    assert cum[-1] < 1.0
+    top = np.nextafter(1.0, 0.0)  # the largest uniform below 1
+    envs = _OneStepEnvs()
+    pg._collect_episodes(envs, policy, _Uniforms([cum[0], top]), 6, 0, "cpu")
+    # u = F(0) exactly picks action 1 (a picks the first a with u < F(a)); a uniform
+    # above the rounded F(last) still picks the last action, not one out of range
+    assert [list(a) for a in envs.sent] == [[1, 1, 1], [2, 2, 2], [1, 1, 1]]

@@ -224,3 +224,44 @@ def test_weighted_projection_one_feature_with_a_single_positive_feature():
     phi, v = np.array([1.0, 2.0, 0.0]), np.array([3.0, 1.0, 5.0])
     got = td.weighted_projection(v, phi[:, None], np.full(3, 1 / 3))
     assert np.allclose(got, phi * (phi @ v) / (phi @ phi))
+
+
+def _linear_td_reference(m, pi, Phi, n_steps, n_runs, state_dist, seed):
+    """linear_td_runs written plainly: one run at a time, all uniforms drawn at once.
+
+    NumPy's generator fills arrays from one stream in C order, so drawing the
+    ``(n_steps, 3, n_runs)`` uniforms in one call consumes the stream exactly as the
+    companion's chunks of 4096 steps do; the values must agree to rounding.
+    """
+    rng = np.random.default_rng(seed)
+    s0 = np.minimum((rng.random((n_runs, 1)) >= np.cumsum(m.mu)).sum(axis=1), 2)
+    u = rng.random((n_steps, 3, n_runs))
+    out = []
+    for r in range(n_runs):
+        theta, total, s = np.zeros(Phi.shape[1]), np.zeros(Phi.shape[1]), s0[r]
+        for t in range(n_steps):
+            if state_dist is not None:
+                s = int(np.searchsorted(np.cumsum(state_dist), u[t, 0, r], side="right"))
+            a = int(np.searchsorted(np.cumsum(pi[s]), u[t, 1, r], side="right"))
+            s2 = int(np.searchsorted(np.cumsum(m.P[s, a]), u[t, 2, r], side="right"))
+            delta = m.R[s, a] + m.gamma * Phi[s2] @ theta - Phi[s] @ theta
+            theta = theta + (1.0 + t / 100.0) ** -0.7 * delta * Phi[s]
+            if t >= n_steps // 2:
+                total += theta
+            s = s2
+        out.append(Phi @ (total / (n_steps - n_steps // 2)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("state_dist", [None, [0.2, 0.5, 0.3]])
+def test_linear_td_runs_matches_a_plain_version_across_chunks(state_dist):
+    # 4100 steps: two chunks of uniforms (4096 + 4); the third column of the uniforms
+    # draws s', the first the state of "random_states" sampling, the second the action
+    m, pi = _linear_case()
+    Phi = np.array([[1.0, 0.0], [0.5, 1.0], [0.0, 1.0]])
+    sampling = "trajectory" if state_dist is None else "random_states"
+    got = td.linear_td_runs(
+        m, pi, Phi, 4100, 2, sampling=sampling, state_dist=state_dist, seed=3
+    )
+    want = _linear_td_reference(m, pi, Phi, 4100, 2, state_dist, 3)
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
