@@ -316,9 +316,7 @@ def test_cpi_default_iteration_cap_is_1000():
     # CPI's steps shrink near the optimum with gamma = 0.99: it is not done in 1000
     m = M.random_mdp(4, 2, gamma=0.99, seed=5)
     _, h = cpi.conservative_policy_iteration(m)
-    assert len(h.alpha) == 1000
-    _, h = cpi.conservative_policy_iteration(m, n_iters=1001)
-    assert len(h.alpha) == 1001
+    assert len(h.alpha) == 1000 and h.policy_advantage[-1] > 1e-8  # stopped by the cap
 
 
 @pytest.mark.parametrize(
@@ -337,3 +335,149 @@ def test_cpi_messages(kwargs, message):
     with pytest.raises(ValueError, match=message):
         cpi.conservative_policy_iteration(m, **kwargs)
     cpi.conservative_policy_iteration(m, n_iters=1, tol=0.0)  # tol = 0 is allowed
+
+
+# ------------------------------------------------------------- input checks of the bounds
+def test_policy_advantage_and_eps_checks():
+    with pytest.raises(ValueError, match=r"^policy_adv must be finite"):
+        cpi.cpi_step_size(np.nan, 1.0, 0.5)
+    with pytest.raises(ValueError, match=r"^eps must be finite"):
+        cpi.cpi_step_size(0.1, np.nan, 0.5)
+    with pytest.raises(
+        ValueError,
+        match=r"^policy_adv \(0\.75\) cannot exceed eps \(0\.5\): the policy advantage "
+        r"is an average of values bounded by eps$",
+    ):
+        cpi.cpi_step_size(0.75, 0.5, 0.5)
+
+
+def test_policy_advantage_may_exceed_eps_by_rounding_only():
+    # admitted: adv <= eps + 1e-9 * max(1, eps), the boundary included
+    edge = 2.0 + 1e-9 * 2.0
+    assert cpi.cpi_step_size(edge, 2.0, 0.5) == pytest.approx(0.25)
+    assert cpi.cpi_step_size(2.0 + 1.5e-9, 2.0, 0.5) == pytest.approx(0.25)  # scale max(1, eps) = 2
+    with pytest.raises(ValueError, match=r"^policy_adv .* cannot exceed eps"):
+        cpi.cpi_step_size(0.5 + 1.5e-9, 0.5, 0.5)  # scale max(1, eps) = 1
+
+
+@pytest.mark.parametrize("alpha", [None, "abc", [0.5, np.nan], 1.5])
+def test_alpha_checks_of_the_bounds(alpha):
+    for f in (lambda a: cpi.kl_penalty(1.0, a, 0.5),
+              lambda a: cpi.kakade_langford_bound(0.5, 1.0, a, 0.5)):
+        with pytest.raises(ValueError, match=r"^alpha must "):
+            f(alpha)
+    if alpha == "abc":
+        with pytest.raises(ValueError, match=r"^alpha must be a number or an array of numbers, got 'abc'$"):
+            cpi.kl_penalty(1.0, alpha, 0.5)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda eps, alpha: cpi.kl_penalty(eps, alpha, 0.5),
+        lambda eps, alpha: cpi.kakade_langford_bound(0.0, eps, alpha, 0.5),
+    ],
+    ids=["kl_penalty", "kakade_langford_bound"],
+)
+def test_bounds_eps_checks_and_return_types(f):
+    for eps, message in [(np.nan, r"^eps must be finite"), ("x", r"^eps must be a number"),
+                         (-1.0, r"^eps must be non-negative")]:
+        with pytest.raises(ValueError, match=message):
+            f(eps, 0.5)
+    assert f(0.0, 0.5) == 0.0  # eps = 0 is allowed: no penalty (and A <= eps = 0)
+    # a scalar alpha gives a Python float, an array alpha an array of its shape
+    assert type(f(1.0, 0.5)) is float and type(f(1.0, np.float64(0.5))) is float
+    out = f(1.0, [0.5])
+    assert isinstance(out, np.ndarray) and out.shape == (1,)
+    assert f(1.0, np.array([[0.25, 0.5]])).shape == (1, 2)
+
+
+@pytest.mark.parametrize("d, violated", [(0.0, False), (1.9e-3, False), (2.2e-3, True)])
+def test_bound_violations_tolerance(d, violated):
+    # gain 1; the bound 1 + d counts iff 1 < 1 + d - tol (1 + |1 + d|); equality does not
+    c = cpi.BoundCase(gain=1.0, policy_adv=1.0, eps=1.0, alpha=1.0, gamma=0.0)
+    tol = 0.0 if d == 0.0 else 1e-3
+    n = cpi.bound_violations(lambda *a: 1.0 + d, [c, c], tol=tol)
+    assert n == (2 if violated else 0)
+    # alpha = 0 is skipped whatever the bound says
+    c0 = cpi.BoundCase(gain=0.0, policy_adv=1.0, eps=1.0, alpha=0.0, gamma=0.0)
+    assert cpi.bound_violations(lambda *a: 5.0, [c0], tol=tol) == 0
+
+
+def test_coupling_series_gap_uses_positive_alpha_and_gamma():
+    # sqrt(gamma^2) = gamma only for a positive gamma: the same series, written so
+    sp = pytest.importorskip("sympy")
+    term = lambda t, a, g: sp.sqrt(g**2) ** t * (1 - (1 - a) ** t)
+    assert cpi.coupling_series_gap(term) == 0
+
+
+def test_case_from_params_by_hand():
+    # the search's reparametrisation, written out: softmax rows, tanh rewards, gamma in
+    # [0.05, 0.99] and alpha in [0.02, 1] through the logistic function
+    from scipy.special import expit, softmax
+
+    S, A = 2, 3
+    theta = np.random.default_rng(7).normal(size=S * A * S + 3 * S * A + S + 2)
+    i = np.cumsum([S * A * S, S * A, S * A, S * A, S, 1])
+    P = softmax(theta[: i[0]].reshape(S, A, S), axis=-1)
+    R = np.tanh(theta[i[0] : i[1]].reshape(S, A))
+    pi = softmax(theta[i[1] : i[2]].reshape(S, A), axis=-1)
+    pi_new = softmax(theta[i[2] : i[3]].reshape(S, A), axis=-1)
+    mu = softmax(theta[i[3] : i[4]])
+    gamma = 0.05 + 0.94 * expit(theta[i[4]])
+    alpha = 0.02 + 0.98 * expit(theta[i[5]])
+    want = cpi.bound_cases(M.TabularMDP(P, R, gamma, mu), pi, pi_new, [alpha])[0]
+    got = cpi._case_from_params(theta, S, A)
+    for field in ("gain", "policy_adv", "eps", "alpha", "gamma"):
+        assert getattr(got, field) == pytest.approx(getattr(want, field), rel=1e-12, abs=1e-15)
+
+
+@pytest.fixture
+def no_search(monkeypatch):
+    """Replace L-BFGS-B by "stay at the start", recording each call."""
+    import types
+
+    import scipy.optimize
+
+    calls = []
+
+    def stay(fun, x0, method=None, options=None):
+        calls.append({"x0": np.array(x0), "method": method, "options": options, "f": fun(x0)})
+        return types.SimpleNamespace(x=np.array(x0))
+
+    monkeypatch.setattr(scipy.optimize, "minimize", stay)
+    return calls
+
+
+def test_worst_case_ratio_defaults(no_search):
+    best, case = cpi.worst_case_ratio()
+    # 6 starts from N(0, 2^2) of seed 0 in dimension S A S + 3 S A + S + 2 = 24, 150 iterations
+    x0 = np.random.default_rng(0).normal(scale=2.0, size=(6, 24))
+    assert np.array_equal(np.array([c["x0"] for c in no_search]), x0)
+    assert all(c["method"] == "L-BFGS-B" and c["options"] == {"maxiter": 150} for c in no_search)
+    cases = [cpi._case_from_params(x, 2, 2) for x in x0]
+    scores = [c.ratio if c.penalty >= 1e-8 else 0.0 for c in cases]
+    assert any(1e-8 <= c.penalty < 1.0 for c in cases) and max(scores) > 0
+    assert best == max(scores) and case.gain == cases[int(np.argmax(scores))].gain
+    assert [c["f"] for c in no_search] == [-s for s in scores]  # minimises -score
+
+
+def test_worst_case_ratio_floor_is_inclusive(no_search):
+    c = cpi._case_from_params(np.random.default_rng(0).normal(scale=2.0, size=24), 2, 2)
+    best, _ = cpi.worst_case_ratio(n_starts=1, min_penalty=c.penalty)
+    assert best == c.ratio != 0.0
+    best, _ = cpi.worst_case_ratio(n_starts=1, min_penalty=np.nextafter(c.penalty, 1.0))
+    assert best == 0.0
+
+
+@pytest.mark.parametrize("name", ["n_states", "n_actions", "n_starts", "maxiter"])
+def test_worst_case_ratio_messages(name):
+    with pytest.raises(ValueError, match=rf"^{name} must"):
+        cpi.worst_case_ratio(**{name: 0})
+
+
+def test_worst_case_ratio_keeps_the_first_of_equal_scores(no_search):
+    # every penalty below the floor: all scores 0, and the first start's case is kept
+    best, case = cpi.worst_case_ratio(n_starts=3, min_penalty=1e9)
+    first = cpi._case_from_params(no_search[0]["x0"], 2, 2)
+    assert best == 0.0 and case == first != cpi._case_from_params(no_search[2]["x0"], 2, 2)
