@@ -13,8 +13,8 @@
 #   make benchmark     the benchmark suite: companion PPO/TRPO vs SB3/sb3-contrib on every task of
 #                      benchmarks/tasks.py, then scaling (installs benchmarks/requirements.txt; hours)
 #   make benchmark-quick  smoke test of the suite (2 seeds, CartPole tasks; results/quick/)
-#   make benchmark-rerun  the whole suite again into benchmarks/results/rerun/, then checks
-#                      that its medians lie inside the committed results' 95% intervals
+#   make benchmark-rerun  the whole suite again into benchmarks/results/rerun/, then compares
+#                      its medians with the committed ones (benchmarks/report.py --compare)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv

@@ -311,8 +311,36 @@ def unrun_tasks(results: dict[str, dict]) -> list[Task]:
 # ----------------------------------------------------------------------------- reruns
 REPRO_HEADER = [
     "task", "side", "quantity", "committed median [95% CI]", "rerun median [95% CI]",
-    "rerun median inside the committed interval",
+    "rerun median inside the committed interval", "rerun / committed [95% CI]",
+    "consistent (interval holds 1)",
 ]
+
+
+def _double_ratio_interval(c_rerun: Any, p_rerun: Any, c_comm: Any, p_comm: Any,
+                           n_resamples: int = 9999, seed: int = 0, confidence: float = 0.95) -> dict:
+    """``(median(c_rerun) / median(p_rerun)) / (median(c_comm) / median(p_comm))``: how far
+    the rerun's ratio companion / peer moved from the committed one, with a percentile
+    bootstrap interval (95% by default) that resamples the seeds of each of the four independent samples."""
+    rng = np.random.default_rng(seed)
+    samples = [np.asarray(x, dtype=float) for x in (c_rerun, p_rerun, c_comm, p_comm)]
+    meds = [np.median(x[rng.integers(0, x.size, size=(n_resamples, x.size))], axis=1)
+            for x in samples]
+    boot = (meds[0] / meds[1]) / (meds[2] / meds[3])
+    est = (np.median(samples[0]) / np.median(samples[1])) / (
+        np.median(samples[2]) / np.median(samples[3]))
+    tail = 50 * (1 - confidence)
+    low, high = np.percentile(boot, [tail, 100 - tail])
+    return dict(median=float(est), low=float(low), high=float(high))
+
+
+def chance_outside() -> float:
+    """Probability that a rerun's median falls outside the committed 95% interval although
+    nothing changed, when both medians scatter normally with the same standard error
+    ``se``: the difference has standard deviation ``sqrt(2) se``, and the interval's half
+    width is ``1.96 se``, so the probability is ``2 (1 - Phi(1.96 / sqrt(2)))``."""
+    from scipy.stats import norm
+
+    return float(2 * norm.sf(norm.ppf(0.975) / np.sqrt(2)))
 
 
 def reproduction_rows(committed: dict[str, dict], rerun: dict[str, dict]) -> list[dict]:
@@ -322,7 +350,11 @@ def reproduction_rows(committed: dict[str, dict], rerun: dict[str, dict]) -> lis
 
     Each row: ``task``, ``side`` ("companion", "peer" or "ratio"), ``quantity``,
     ``committed`` and ``rerun`` (dicts with median, low, high), ``inside`` (bool) and
-    ``overlap`` (whether the two intervals overlap); ratio rows also hold ``verdicts``, the
+    ``overlap`` (whether the two intervals overlap), ``shift`` (rerun median / committed
+    median with a 95% two-sample bootstrap interval: ``companion.stats.ratio_of_medians_ci``
+    for a side, :func:`_double_ratio_interval` for a ratio of medians) and ``consistent``
+    (whether that interval holds 1: the two-sample check, which, unlike ``inside``, allows
+    for the rerun's own sampling error); ratio rows also hold ``verdicts``, the
     headline's verdict (:func:`verdict`) of the committed and of the rerun interval. A rerun on another CPU is a new sample,
     not a copy: float rounding differs between instruction sets and the trajectories part
     after a few updates, so the per-seed step counts differ and the medians move within
@@ -333,14 +365,17 @@ def reproduction_rows(committed: dict[str, dict], rerun: dict[str, dict]) -> lis
         if t.name not in committed or t.name not in rerun:
             continue
         a, b = committed[t.name], rerun[t.name]
+
         pairs = [(side, k, a["summary"][side][k], b["summary"][side][k])
                  for side in SIDES for k in ("steps", "seconds", "sps")]
         pairs += [("ratio", k, a["ratio"][k], b["ratio"][k]) for k in ("steps", "seconds")]
         for side, k, ca, cb in pairs:
+            moved = rerun_shift(a, b, side, k)
             row = dict(
                 task=t.name, side=side, quantity=k, committed=ca, rerun=cb,
                 inside=bool(ca["low"] <= cb["median"] <= ca["high"]),
                 overlap=bool(ca["low"] <= cb["high"] and cb["low"] <= ca["high"]),
+                shift=moved, consistent=bool(moved["low"] <= 1.0 <= moved["high"]),
             )
             if side == "ratio":  # the headline's verdict, committed and rerun
                 row["verdicts"] = (verdict(ca, GOALS[k]), verdict(cb, GOALS[k]))
@@ -372,7 +407,8 @@ def reproduction_cells(rows: list[dict]) -> list[list[str]]:
         [r["task"], "companion / peer" if r["side"] == "ratio" else r["side"], names[r["quantity"]],
          fmt_iv(r["committed"], fmt(r["side"], r["quantity"])),
          fmt_iv(r["rerun"], fmt(r["side"], r["quantity"])),
-         "yes" if r["inside"] else "no" + (" (intervals overlap)" if r["overlap"] else "")]
+         "yes" if r["inside"] else "no" + (" (intervals overlap)" if r["overlap"] else ""),
+         fmt_ratio_iv(r["shift"], 1.0), "yes" if r["consistent"] else "no"]
         for r in rows
     ]
 
@@ -381,13 +417,66 @@ def reproduction_table(rows: list[dict]) -> str:
     return table(REPRO_HEADER, reproduction_cells(rows))
 
 
-def reproduction_summary(committed: dict[str, dict], rerun: dict[str, dict]) -> str:
+def rerun_shift(committed: dict, rerun: dict, side: str, k: str,
+                confidence: float = 0.95) -> dict:
+    """Rerun median / committed median of one task's quantity ``k`` for ``side``
+    ("companion", "peer", or "ratio" for the ratio companion / peer), with a two-sample
+    bootstrap interval at ``confidence``."""
+    from companion.stats import ratio_of_medians_ci
+
+    def seeds(res: dict, s: str) -> list[float]:
+        return [r[s][k] for r in res["per_seed"]]
+
+    if side == "ratio":
+        return _double_ratio_interval(seeds(rerun, "companion"), seeds(rerun, "peer"),
+                                      seeds(committed, "companion"), seeds(committed, "peer"),
+                                      confidence=confidence)
+    ci = ratio_of_medians_ci(seeds(rerun, side), seeds(committed, side), confidence=confidence)
+    return dict(median=float(ci.estimate), low=float(ci.low), high=float(ci.high))
+
+
+def same_cpu(committed: dict, rerun: dict) -> bool:
+    """Whether two results files were measured on the same CPU model."""
+    return committed["config"]["machine"]["cpu_model"] == rerun["config"]["machine"]["cpu_model"]
+
+
+def checked_rows(rows: list[dict], committed: dict[str, dict],
+                 rerun: dict[str, dict]) -> list[dict]:
+    """The rows ``--compare`` checks: the env steps of each side, both ratios companion /
+    peer (both sides of a run share its machine, so its speed largely cancels), and, when
+    both runs were on the same CPU model, each side's seconds and steps per second too (on
+    another CPU those measure the machine as much as the code)."""
+    return [r for r in rows if r["quantity"] == "steps" or r["side"] == "ratio"
+            or same_cpu(committed[r["task"]], rerun[r["task"]])]
+
+
+def reproduction_failures(rows: list[dict], committed: dict[str, dict],
+                          rerun: dict[str, dict], level: float = 0.05) -> list[dict]:
+    """The checked rows (:func:`checked_rows`) that refute a rerun, what ``--compare`` fails
+    on. With ``m`` checks each at 95%, about ``0.05 m`` would fail by chance alone for an
+    unchanged suite, so the family is held to ``level`` together (Bonferroni): a row fails
+    when its two-sample interval (:func:`rerun_shift`) at ``1 - level / m`` excludes 1.
+    Each failing row is returned with ``strict_shift``, that interval."""
+    checked = checked_rows(rows, committed, rerun)
+    out = []
+    for r in checked:
+        if r["consistent"]:  # a 95% interval holding 1: the wider one holds it too
+            continue
+        iv = rerun_shift(committed[r["task"]], rerun[r["task"]], r["side"], r["quantity"],
+                         confidence=1 - level / len(checked))
+        if not iv["low"] <= 1.0 <= iv["high"]:
+            out.append({**r, "strict_shift": iv})
+    return out
+
+
+def reproduction_summary(committed: dict[str, dict], rerun: dict[str, dict],
+                         rows: list[dict] | None = None) -> str:
     """A paragraph on how a rerun compares with the committed results (the Benchmarks
     page's "Does a rerun reproduce these numbers?"): which tasks and machines, how many
     rerun medians of each kind lie inside the committed 95% intervals, which headline
     verdicts change, how many runs reached the threshold at the same step, what was not
     rerun and under what load."""
-    repro = reproduction_rows(committed, rerun)
+    repro = reproduction_rows(committed, rerun) if rows is None else rows
     if not repro:
         return "No rerun is committed with this version of the book."
     common = [n for n in rerun if n in committed]
@@ -418,13 +507,50 @@ def reproduction_summary(committed: dict[str, dict], rerun: dict[str, dict]) -> 
             f"results, {r['verdicts'][1]} in the rerun)" for r in changed) + "."),
         f"{sum(a for a, _ in same)} of {sum(b for _, b in same)} runs (seed and side) reached "
         "the threshold at the same env step in both.",
+        "\n\nA rerun median can miss the committed interval by chance alone: that interval holds "
+        "the committed median's sampling error, not the rerun's; if both medians scatter "
+        "normally with the same standard error, a rerun median of an unchanged suite falls "
+        f"outside it with probability {chance_outside():.0%}. The two-sample check allows for "
+        "both: the 95% bootstrap interval of rerun median / committed median (the seeds of "
+        "each run resampled on their own; for a ratio companion / peer, those of all four "
+        "samples) holds 1 for "
+        + ", ".join(f"{sum(r['consistent'] for r in rows)} of {len(rows)} {label}"
+                    for label, rows in kinds)
+        + ".",
     ]
+    checked = checked_rows(repro, committed, rerun)
+    missed = [r for r in checked if not r["consistent"]]
+    failures = reproduction_failures(repro, committed, rerun)
+
+    def what(r: dict) -> str:
+        side = "companion / peer" if r["side"] == "ratio" else r["side"]
+        return (f"{r['task']} {side} {quantity.get(r['quantity'], 'env steps per second')} "
+                f"(rerun / committed {fmt_ratio_iv(r['shift'], 1.0)})")
+
+    lines.append(
+        f"\n\n`--compare` checks {len(checked)} of these (each side's env steps and both ratios "
+        "companion / peer"
+        + ("; each side's seconds and steps per second only where the CPU is the same)"
+           if len(checked) < len(repro) else ", and each side's seconds and steps per second)")
+        + f"; at 95% each, about {0.05 * len(checked):.1f} of {len(checked)} would fail by chance "
+        "alone, so it holds them to 95% together (Bonferroni: each interval at "
+        f"{100 * (1 - 0.05 / len(checked)):.1f}%). "
+        + ("At 95% each, " + "; ".join(what(r) for r in missed)
+           + (" excludes 1" if len(missed) == 1 else " exclude 1") if missed
+           else "At 95% each, every checked interval holds 1")
+        + (", and at the family's level "
+           + ("every checked interval holds 1: the rerun reproduces what was checked."
+              if not failures else
+              "; ".join(what(r) for r in failures) + " still excludes 1: the rerun does not "
+              "reproduce it.") if missed else ": the rerun reproduces what was checked.")
+    )
     not_rerun = [n for n in committed if n not in rerun]
     if not_rerun:
         lines.append("Not rerun: " + ", ".join(
             f"{n} (its committed run took {committed[n]['config']['wall_seconds'] / 60:.0f} min)"
             for n in not_rerun) + ".")
-    lines += sorted({rerun[n]["config"].get("concurrent_load") for n in common} - {None})
+    loads = sorted({rerun[n]["config"].get("concurrent_load") for n in common} - {None})
+    lines += ["\n\n" + loads[0], *loads[1:]] if loads else []
     if rerun_cpus != cpus:
         lines.append(
             "On another CPU a rerun is a new sample rather than a copy: floating-point rounding "
@@ -433,7 +559,7 @@ def reproduction_summary(committed: dict[str, dict], rerun: dict[str, dict]) -> 
             "second also measure the CPU itself, so here they compare machines of different "
             "speed as much as the runs."
         )
-    return " ".join(lines)
+    return " ".join(lines).replace(" \n\n", "\n\n")
 
 
 # ----------------------------------------------------------------------------- curves
@@ -578,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compare", metavar="DIR", type=Path,
         help="compare the results in DIR (a rerun, e.g. `make benchmark-rerun`) with the "
-        "committed ones; exit status 1 when a rerun median lies outside its committed interval",
+        "committed ones; exit status 1 when a two-sample check fails (reproduction_failures)",
     )
     args = parser.parse_args(argv)
     if args.compare is not None:
@@ -598,7 +724,13 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['verdicts'][0]!r} to {r['verdicts'][1]!r}")
         outside = [r for r in rows if not r["inside"]]
         print(f"{len(rows) - len(outside)} of {len(rows)} rerun medians inside the committed 95% intervals")
-        return 1 if outside else 0
+        consistent = sum(r["consistent"] for r in rows)
+        print(f"{consistent} of {len(rows)} two-sample intervals of rerun / committed hold 1")
+        failures = reproduction_failures(rows, committed, rerun)
+        for r in failures:
+            print(f"FAILED {r['task']} {r['side']} {r['quantity']}: rerun / committed "
+                  f"{fmt_ratio_iv(r['shift'], 1.0)}")
+        return 1 if failures else 0
     block = render(load_all())
     if not args.update_readme:
         print(block)

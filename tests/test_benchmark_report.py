@@ -220,6 +220,16 @@ def test_reproduction_accepts_the_same_results_and_rejects_a_shifted_rerun(tmp_p
     rows = {(r["side"], r["quantity"]): r for r in report.reproduction_rows({name: res}, {name: bad})}
     assert not rows["companion", "steps"]["inside"] and not rows["ratio", "steps"]["inside"]
     assert rows["peer", "steps"]["inside"] and rows["peer", "seconds"]["inside"]
+    # the two-sample check sees the shift too: rerun / committed 3 for the companion's
+    # steps and for the steps ratio, 1 for the peer; the ratio's interval resamples the
+    # peer's noisy CartPole seeds of both runs as well, and is too wide to exclude 1
+    assert not rows["companion", "steps"]["consistent"]
+    for key in [("companion", "steps"), ("ratio", "steps")]:
+        assert rows[key]["shift"]["median"] == pytest.approx(3.0)
+    assert rows["peer", "steps"]["consistent"] and rows["peer", "steps"]["shift"]["median"] == 1.0
+    failures = report.reproduction_failures(list(rows.values()), {name: res}, {name: bad})
+    assert [(r["side"], r["quantity"]) for r in failures] == [("companion", "steps")]
+    assert failures[0]["strict_shift"]["low"] > 1.0  # at 1 - 0.05 / 8 too
     committed_verdict = report.verdict(res["ratio"]["steps"], report.GOALS["steps"])
     assert rows["ratio", "steps"]["verdicts"] == (committed_verdict, "not met")
     assert report.identical_seeds(res, bad) == (len(res["per_seed"]), 2 * len(res["per_seed"]))
@@ -234,6 +244,11 @@ def test_reproduction_accepts_the_same_results_and_rejects_a_shifted_rerun(tmp_p
     text = report.reproduction_summary({name: res}, {name: copy.deepcopy(res)})
     assert "Inside the committed 95% intervals: 2 of 2 ratios" in text
     assert "same in 2 of 2." in text and "Not rerun" not in text
+    # same CPU: all 8 rows are checked, at 1 - 0.05 / 8 each
+    assert "`--compare` checks 8 of these" in text and "each interval at 99.4%" in text
+    assert "every checked interval holds 1: the rerun reproduces what was checked." in text
+    text = report.reproduction_summary({name: res}, {name: bad})
+    assert "the rerun does not reproduce it." in text
     two = {name: res, "trpo_cartpole": RESULTS["trpo_cartpole"]}
     text = report.reproduction_summary(two, {name: bad})
     assert "covers 1 of the 2 tasks" in text and "1 of 2 ratios" in text
@@ -241,3 +256,24 @@ def test_reproduction_accepts_the_same_results_and_rejects_a_shifted_rerun(tmp_p
     assert report.reproduction_summary({name: res}, {}).startswith("No rerun")
     table = report.reproduction_table(report.reproduction_rows({name: res}, {name: bad}))
     assert table.count("\n") == 2 + 8 - 1 and "| no" in table
+
+
+def test_chance_outside_matches_a_simulation():
+    # two medians with the same normal sampling error: how often does the second fall
+    # outside the first's 95% interval?
+    rng = np.random.default_rng(0)
+    m1, m2 = rng.normal(size=(2, 200_000))
+    simulated = np.mean(np.abs(m2 - m1) > 1.959964)
+    assert report.chance_outside() == pytest.approx(simulated, abs=0.005)
+    assert 0.16 < report.chance_outside() < 0.17
+
+
+def test_double_ratio_interval():
+    rng = np.random.default_rng(1)
+    c, p = rng.lognormal(10, 0.3, 12), rng.lognormal(10.5, 0.3, 12)
+    same = report._double_ratio_interval(c, p, c, p)
+    assert same["median"] == 1.0 and same["low"] <= 1.0 <= same["high"]
+    tripled = report._double_ratio_interval(3 * c, p, c, p)
+    assert tripled["median"] == pytest.approx(3.0) and tripled["low"] > 1.0
+    wide = report._double_ratio_interval(3 * c, p, c, p, confidence=0.999)
+    assert wide["low"] <= tripled["low"] and wide["high"] >= tripled["high"]
