@@ -27,7 +27,16 @@ mutmut's stats run (``mutants/mutmut-stats.json``) recorded as calling the mutat
 function, as mutmut itself does, plus every test of the files listed (comma-separated)
 in ``VERIFY_ALWAYS`` (tests written after the stats run). A pytest run that ends in an
 error other than a failing test (say, a test id that no longer exists) is reported and
-not counted as a kill.
+not counted as a kill. The stats only record the tests that called a function while its
+result was not cached yet, so for functions whose result is cached (names listed in
+``VERIFY_FULL_FOR``, comma-separated substrings of mutant names) every test of the given
+files runs.
+
+``VERIFY_RESET`` names module globals (``module.NAME``, comma-separated) set to ``None``
+before each mutant: caches that would otherwise keep what the first mutant built (such
+as ``companion.trpo._POLICY_CLASS``, the policy class built on first use). Modules are
+imported once for all mutants, so any other state a mutant leaves behind can leak into
+the next; the ``none`` control runs catch the leaks that fail the tests.
 """
 
 from __future__ import annotations
@@ -67,10 +76,17 @@ def main(argv: list[str]) -> int:
         raise TimeoutError(f"mutant ran longer than {timeout} s")
 
     signal.signal(signal.SIGALRM, stop)
+    import importlib
+
+    full_for = [f for f in os.environ.get("VERIFY_FULL_FOR", "").split(",") if f]
+    resets = [r.rsplit(".", 1) for r in os.environ.get("VERIFY_RESET", "").split(",") if r]
     survivors = []
     for i, name in enumerate(names):
         os.environ["MUTANT_UNDER_TEST"] = name
-        args = [*always, *files] if covering is None or name == "none" else [*always, *covering(name)]
+        for module, attr in resets:
+            setattr(importlib.import_module(module), attr, None)
+        full = covering is None or name == "none" or any(f in name for f in full_for)
+        args = [*always, *files] if full else [*always, *covering(name)]
         if not args:
             survivors.append(name)
             print(name, flush=True)

@@ -265,3 +265,72 @@ def test_linear_td_runs_matches_a_plain_version_across_chunks(state_dist):
     )
     want = _linear_td_reference(m, pi, Phi, 4100, 2, state_dist, 3)
     assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def _td0_reference(m, pi, alpha, n_steps, n_runs, state_dist, marks, seed):
+    """td0_runs written plainly: one run at a time, all uniforms drawn at once (the same
+    stream as the companion's blocks of 4096 steps), tabular TD(0) with a step size
+    that is a function of the state's visit count."""
+    rng = np.random.default_rng(seed)
+    S = m.n_states
+    s0 = np.minimum((rng.random((n_runs, 1)) >= np.cumsum(m.mu)).sum(axis=1), S - 1)
+    if state_dist is not None:  # random_states draws no start state
+        rng = np.random.default_rng(seed)
+    u = rng.random((marks[-1], 3, n_runs))
+    out = np.empty((len(marks), n_runs, S))
+    for r in range(n_runs):
+        V, visits, s = np.zeros(S), np.zeros(S, dtype=int), s0[r]
+        for t in range(marks[-1]):
+            if state_dist is not None:
+                s = int(np.searchsorted(np.cumsum(state_dist), u[t, 0, r], side="right"))
+            a = int(np.searchsorted(np.cumsum(pi[s]), u[t, 1, r], side="right"))
+            s2 = int(np.searchsorted(np.cumsum(m.P[s, a]), u[t, 2, r], side="right"))
+            visits[s] += 1
+            V[s] += alpha(visits[s]) * (m.R[s, a] + m.gamma * V[s2] - V[s])
+            s = s2
+            if t + 1 in marks:
+                out[marks.index(t + 1), r] = V
+    return out
+
+
+@pytest.mark.parametrize("state_dist", [None, [0.2, 0.5, 0.3]])
+def test_td0_runs_matches_a_plain_version_across_blocks(state_dist):
+    m, pi = _linear_case()
+    marks = [1, 4096, 4100]
+    alpha = lambda n: (1.0 + n) ** -0.6
+    sampling = "trajectory" if state_dist is None else "random_states"
+    got = td.td0_runs(m, pi, alpha, 4100, 2, sampling=sampling, state_dist=state_dist,
+                      checkpoints=marks, seed=4)
+    want = _td0_reference(m, pi, alpha, 4100, 2, state_dist, marks, 4)
+    assert got.shape == (3, 2, 3)
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"sampling": "random_states", "state_dist": [0.5, 0.5]}, r"^state_dist must have shape \(3,\)"),
+        ({"sampling": "random_states", "state_dist": [0.5, 0.5, 0.0]},
+         r"^state_dist must give every state a positive probability$"),
+        ({"checkpoints": [[1, 2]]}, r"^checkpoints must be increasing integers in \[1, n_steps=10\]"),
+        ({"checkpoints": []}, r"^checkpoints must be increasing"),
+        ({"checkpoints": [1.0, 2.0]}, r"^checkpoints must be increasing"),
+        ({"checkpoints": [2, 2]}, r"^checkpoints must be increasing"),
+        ({"checkpoints": [0, 2]}, r"^checkpoints must be increasing"),
+        ({"checkpoints": [2, 11]}, r"^checkpoints must be increasing"),
+    ],
+)
+def test_td0_runs_messages(kwargs, message):
+    m, pi = _linear_case()
+    with pytest.raises(ValueError, match=message):
+        td.td0_runs(m, pi, 0.5, 10, 2, seed=0, **kwargs)
+
+
+def test_td0_runs_accepts_the_edges():
+    m, pi = _linear_case()
+    out = td.td0_runs(m, pi, 0.5, 10, 2, sampling="random_states",
+                      state_dist=[0.25, 0.25, 0.5], checkpoints=[1, 10], seed=0)
+    assert out.shape == (2, 2, 3)
+    assert td.td0_runs(m, pi, 0.5, 10, 2, checkpoints=np.array([10]), seed=0).shape == (1, 2, 3)
+    every = td.td0_runs(m, pi, 0.5, 3, 2, checkpoints=[1, 2, 3], seed=0)  # steps of 1
+    assert np.array_equal(every[-1], td.td0_runs(m, pi, 0.5, 3, 2, seed=0)[0])

@@ -647,3 +647,77 @@ def test_pinsker_default_tol_is_tiny():
 def test_module_getattr_message():
     with pytest.raises(AttributeError, match=r"^module 'companion\.trpo' has no attribute 'no_such_name'$"):
         trpo.no_such_name  # noqa: B018
+
+
+# ------------------------------------------------------------------------ TRPOConfig
+def test_trpo_config_defaults():
+    c = trpo.TRPOConfig()
+    want = dict(
+        env_id="CartPole-v1", num_envs=8, n_steps=256, n_updates=60, total_timesteps=None,
+        max_kl=0.01, gamma=0.99, gae_lambda=0.97, normalize_advantage=True, cg_iters=10,
+        damping=0.1, line_search_shrink=0.5, line_search_max_iter=10, vf_lr=1e-3,
+        adam_eps=1e-8, vf_epochs=5, vf_minibatches=8, vf_batch_size=None, hidden=(64, 64),
+        ortho_init=False, log_std_init=0.0, device="cpu",
+    )
+    assert {k: getattr(c, k) for k in want} == want
+    assert c.updates == 60
+
+
+def test_trpo_config_accepts_the_edges():
+    trpo.TRPOConfig(gae_lambda=0.0, damping=0.0, gamma=0.0, log_std_init=-3.0)
+    trpo.TRPOConfig(gae_lambda=1.0, line_search_shrink=0.999, hidden=(1,))
+    trpo.TRPOConfig(num_envs=2, n_steps=3, vf_minibatches=6, vf_batch_size=6)
+    # a batch of 2 has a standard deviation
+    trpo.TRPOConfig(num_envs=1, n_steps=2, vf_minibatches=2)
+    trpo.TRPOConfig(num_envs=1, n_steps=1, vf_minibatches=1, normalize_advantage=False)
+    trpo.TRPOConfig(total_timesteps=1, vf_batch_size=1, max_kl=1e-12, vf_lr=1e-12, adam_eps=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"env_id": ""}, r"^env_id must be a non-empty string, got ''$"),
+        ({"env_id": 3}, r"^env_id must be a non-empty string"),
+        *[({name: 0}, rf"^{name} must") for name in (
+            "num_envs", "n_steps", "n_updates", "cg_iters", "line_search_max_iter",
+            "vf_epochs", "vf_minibatches", "total_timesteps", "vf_batch_size")],
+        *[({name: v}, rf"^{name} must be a finite positive number, got {v!r}$")
+          for name in ("max_kl", "vf_lr", "adam_eps") for v in (0.0, -1.0, float("inf"), "1")],
+        ({"gamma": 1.0}, r"^gamma "),
+        ({"gae_lambda": -0.1}, r"^gae_lambda must lie in \[0, 1\], got -0\.1$"),
+        ({"gae_lambda": 1.1}, r"^gae_lambda must lie in \[0, 1\]"),
+        ({"gae_lambda": "0.9"}, r"^gae_lambda must lie in \[0, 1\]"),
+        ({"damping": -0.1}, r"^damping must be a finite non-negative number, got -0\.1$"),
+        ({"damping": float("nan")}, r"^damping must be a finite non-negative number"),
+        ({"damping": None}, r"^damping must be"),
+        ({"line_search_shrink": 0.0}, r"^line_search_shrink must lie in \(0, 1\), got 0\.0$"),
+        ({"line_search_shrink": 1.0}, r"^line_search_shrink must lie in \(0, 1\)"),
+        ({"line_search_shrink": "0.5"}, r"^line_search_shrink must lie in \(0, 1\)"),
+        ({"normalize_advantage": 1}, r"^normalize_advantage must be True or False, got 1$"),
+        ({"ortho_init": None}, r"^ortho_init must be True or False, got None$"),
+        ({"log_std_init": float("nan")}, r"^log_std_init must be a finite number, got nan$"),
+        ({"log_std_init": "0"}, r"^log_std_init must be a finite number"),
+        ({"hidden": ()}, r"^hidden must be a non-empty tuple of layer widths, got \(\)$"),
+        ({"hidden": [64]}, r"^hidden must be a non-empty tuple"),
+        ({"hidden": (64, 0)}, r"^hidden must"),
+        ({"num_envs": 2, "n_steps": 3, "vf_minibatches": 7},
+         r"^vf_minibatches must be at most num_envs \* n_steps = 6, got 7$"),
+        ({"num_envs": 2, "n_steps": 3, "vf_minibatches": 6, "vf_batch_size": 7},
+         r"^vf_batch_size must be at most num_envs \* n_steps = 6, got 7$"),
+        ({"num_envs": 1, "n_steps": 1},
+         r"^normalize_advantage needs num_envs \* n_steps >= 2 \(a standard deviation\)$"),
+        ({"device": ""}, r"^device must be a torch device name, got ''$"),
+        ({"device": None}, r"^device must be a torch device name"),
+    ],
+)
+def test_trpo_config_messages(kwargs, message):
+    if kwargs.get("num_envs") == 1:
+        kwargs = {**kwargs, "vf_minibatches": 1}
+    with pytest.raises(ValueError, match=message):
+        trpo.TRPOConfig(**kwargs)
+
+
+@pytest.mark.parametrize("total, updates", [(1, 1), (2048, 1), (2049, 2), (4096, 2)])
+def test_trpo_config_updates_from_a_budget(total, updates):
+    c = trpo.TRPOConfig(total_timesteps=total)  # batch 8 * 256 = 2048
+    assert c.updates == updates
