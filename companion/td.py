@@ -244,7 +244,7 @@ def _evaluate_steps(step: Callable[..., Any], counts: np.ndarray) -> np.ndarray:
         lr = np.array([float(step(int(c))) for c in counts])
     if not np.all(np.isfinite(lr) & (lr > 0) & (lr <= 1)):
         bad = int(np.argmax(~(np.isfinite(lr) & (lr > 0) & (lr <= 1))))
-        raise ValueError(f"alpha({counts[bad]}) returned {lr[bad]!r}; step sizes must lie in (0, 1]")
+        raise ValueError(f"alpha({counts[bad]}) returned {float(lr[bad])!r}; step sizes must lie in (0, 1]")
     return lr
 
 

@@ -334,3 +334,61 @@ def test_td0_runs_accepts_the_edges():
     assert td.td0_runs(m, pi, 0.5, 10, 2, checkpoints=np.array([10]), seed=0).shape == (1, 2, 3)
     every = td.td0_runs(m, pi, 0.5, 3, 2, checkpoints=[1, 2, 3], seed=0)  # steps of 1
     assert np.array_equal(every[-1], td.td0_runs(m, pi, 0.5, 3, 2, seed=0)[0])
+
+
+# ------------------------------------------------- step sizes of the vectorised runs
+def test_evaluate_steps_constant_path_does_not_call_the_schedule():
+    def step(n):
+        raise AssertionError("a constant schedule is not called")
+
+    step.constant = 0.3
+    assert td._evaluate_steps(step, np.array([1, 2])) == 0.3
+    assert td._evaluate_steps(td._step_size(0.25), np.array([4, 5])) == 0.25
+
+
+def test_evaluate_steps_calls_a_vectorised_schedule_once_with_the_counts():
+    calls = []
+
+    def alpha(n):
+        calls.append(n)
+        return 1.0 / (1.0 + np.asarray(n))
+
+    counts = np.array([1, 3, 7])
+    got = td._evaluate_steps(alpha, counts)
+    assert got.dtype == np.float64 and np.allclose(got, [1 / 2, 1 / 4, 1 / 8])
+    assert len(calls) == 1 and isinstance(calls[0], np.ndarray) and np.array_equal(calls[0], counts)
+    # whatever the schedule's dtype, the step sizes are float64
+    got = td._evaluate_steps(lambda n: (0.5 / np.asarray(n)).astype(np.float32), counts)
+    assert got.dtype == np.float64 and np.allclose(got, [0.5, 0.5 / 3, 0.5 / 7])
+
+
+def test_evaluate_steps_falls_back_to_one_count_at_a_time():
+    calls = []
+
+    def alpha(n):  # refuses arrays
+        calls.append(n)
+        if not isinstance(n, int):
+            raise TypeError("scalars only")
+        return 0.5 / n
+
+    got = td._evaluate_steps(alpha, np.array([1, 2]))
+    assert np.allclose(got, [0.5, 0.25]) and calls[1:] == [1, 2]
+    # a schedule returning the wrong shape is also evaluated count by count
+    got = td._evaluate_steps(lambda n: 0.5 if isinstance(n, int) else np.array([0.5]), np.array([1, 2]))
+    assert np.array_equal(got, [0.5, 0.5])
+
+
+@pytest.mark.parametrize(
+    "alpha, message",
+    [
+        (lambda n: np.where(n == 3, 2.0, 0.5), r"^alpha\(3\) returned 2\.0; step sizes must lie in \(0, 1\]$"),
+        (lambda n: np.where(n == 3, 0.0, 0.5), r"^alpha\(3\) returned 0\.0; "),
+        (lambda n: np.where(n == 3, np.nan, 0.5), r"^alpha\(3\) returned nan; "),
+        (lambda n: np.where(n == 3, -0.5, 0.5), r"^alpha\(3\) returned -0\.5; "),
+        (lambda n: np.where(n == 3, 2.0, 1.0), r"^alpha\(3\) returned 2\.0; "),  # 1 is allowed
+    ],
+)
+def test_evaluate_steps_names_the_first_bad_count(alpha, message):
+    with pytest.raises(ValueError, match=message):
+        td._evaluate_steps(alpha, np.array([1, 2, 3, 3]))
+    assert np.array_equal(td._evaluate_steps(lambda n: 0 * n + 1.0, np.array([1, 2])), [1.0, 1.0])

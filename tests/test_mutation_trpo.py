@@ -721,3 +721,46 @@ def test_trpo_config_messages(kwargs, message):
 def test_trpo_config_updates_from_a_budget(total, updates):
     c = trpo.TRPOConfig(total_timesteps=total)  # batch 8 * 256 = 2048
     assert c.updates == updates
+
+
+# ------------------------------------------------------------------ the policy class
+@pytest.mark.parametrize("space", ["discrete", "box"])
+def test_trpo_policy_orthogonal_initialisation(space):
+    import gymnasium as gym
+
+    action_space = (gym.spaces.Discrete(3) if space == "discrete"
+                    else gym.spaces.Box(-2.0, 2.0, shape=(3,), dtype=np.float32))
+    torch.manual_seed(0)
+    config = trpo.TRPOConfig(ortho_init=True, hidden=(16, 8), log_std_init=-0.5)
+    pol = trpo.make_trpo_policy(5, action_space, config)
+    linears = [m for m in pol.net if isinstance(m, torch.nn.Linear)]
+    assert [tuple(m.weight.shape) for m in linears] == [(16, 5), (8, 16), (3, 8)]
+    for m, gain in zip(linears, [np.sqrt(2), np.sqrt(2), 0.01]):
+        W = m.weight.detach().double()
+        small = W.T @ W if W.shape[0] >= W.shape[1] else W @ W.T  # gain^2 I either way
+        assert torch.allclose(small, gain**2 * torch.eye(small.shape[0], dtype=W.dtype), atol=1e-5 * gain**2)
+        assert torch.count_nonzero(m.bias) == 0
+    if space == "box":
+        assert torch.equal(pol.log_std.detach(), torch.full((3,), -0.5))
+        assert torch.equal(pol.low, torch.full((3,), -2.0)) and torch.equal(pol.high, torch.full((3,), 2.0))
+    # PyTorch's default initialisation otherwise: biases are not zero
+    plain = trpo.make_trpo_policy(5, action_space, trpo.TRPOConfig(hidden=(16, 8)))
+    assert all(torch.count_nonzero(m.bias) > 0 for m in plain.net if isinstance(m, torch.nn.Linear))
+
+
+def test_train_trpo_defaults_seed_0_and_a_progress_bar(monkeypatch):
+    import companion.progress
+
+    shown, real = [], companion.progress.tqdm
+
+    def spy(*args, **kwargs):
+        shown.append(kwargs.pop("disable", None))
+        return real(*args, disable=True, **kwargs)  # silent in the test log
+
+    monkeypatch.setattr(companion.progress, "tqdm", spy)
+    config = trpo.TRPOConfig(n_updates=2, n_steps=16, num_envs=2, vf_minibatches=2, hidden=(4,))
+    *_, default = trpo.train_trpo(config)
+    *_, zero = trpo.train_trpo(config, seed=0, progress=False)
+    *_, one = trpo.train_trpo(config, seed=1, progress=False)
+    assert shown == [False, True, True]  # shown by default, hidden on request
+    assert default.surrogate_gain == zero.surrogate_gain != one.surrogate_gain
