@@ -506,3 +506,16 @@ def test_collect_episodes_inverse_cdf_edges():
     # u = F(0) exactly picks action 1 (a picks the first a with u < F(a)); a uniform
     # above the rounded F(last) still picks the last action, not one out of range
     assert [list(a) for a in envs.sent] == [[1, 1, 1], [2, 2, 2], [1, 1, 1]]
+
+
+def test_step_weights_checks_rewards():
+    with pytest.raises(ValueError, match=r"^rewards must have 1 dimension"):
+        pg.step_weights(np.ones((3, 2)), 0.9)
+    with pytest.raises(ValueError, match=r"^rewards "):
+        pg.step_weights([1.0, np.nan], 0.9)
+
+
+@pytest.mark.parametrize("field", ["n_epochs", "steps_per_epoch", "num_envs"])
+def test_reinforce_config_names_the_field(field):
+    with pytest.raises(ValueError, match=rf"^{field} must"):
+        pg.ReinforceConfig(**{field: 0})
