@@ -464,10 +464,11 @@ def test_collect_episodes_draws_one_uniform_per_copy():
 def test_train_reinforce_defaults_seed_0_and_a_progress_bar(monkeypatch):
     import companion.progress
 
-    shown, real = [], companion.progress.tqdm
+    shown, descs, real = [], [], companion.progress.tqdm
 
     def spy(*args, **kwargs):
         shown.append(kwargs.pop("disable", None))
+        descs.append(kwargs.get("desc"))
         return real(*args, disable=True, **kwargs)  # silent in the test log
 
     monkeypatch.setattr(companion.progress, "tqdm", spy)
@@ -476,6 +477,7 @@ def test_train_reinforce_defaults_seed_0_and_a_progress_bar(monkeypatch):
     _, zero = pg.train_reinforce(config, seed=0, progress=False)
     _, one = pg.train_reinforce(config, seed=1, progress=False)
     assert shown == [False, True, True]  # shown by default, hidden on request
+    assert descs == ["REINFORCE (reward_to_go)"] * 3
     assert default.mean_return == zero.mean_return != one.mean_return
 
 
@@ -519,3 +521,22 @@ def test_step_weights_checks_rewards():
 def test_reinforce_config_names_the_field(field):
     with pytest.raises(ValueError, match=rf"^{field} must"):
         pg.ReinforceConfig(**{field: 0})
+
+
+def test_train_reinforce_messages_and_float32_policy():
+    with pytest.raises(ValueError, match=r"^config must be a ReinforceConfig, got str$"):
+        pg.train_reinforce("CartPole-v1")
+    config = pg.ReinforceConfig(n_epochs=1, steps_per_epoch=20, num_envs=2, hidden=(4,))
+    for seed in ("3", 1.5, -1, True):
+        with pytest.raises(ValueError, match=r"^seed must be a non-negative integer"):
+            pg.train_reinforce(config, seed=seed, progress=False)
+    with pytest.raises(ValueError, match=r"^hidden \(each width\) must"):
+        pg.ReinforceConfig(hidden=(4, 0))
+    # the policy is float32 even where torch's default dtype is float64
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        policy, _ = pg.train_reinforce(config, seed=0, progress=False)
+    finally:
+        torch.set_default_dtype(old)
+    assert all(p.dtype == torch.float32 for p in policy.parameters())
