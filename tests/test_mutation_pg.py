@@ -540,3 +540,14 @@ def test_train_reinforce_messages_and_float32_policy():
     finally:
         torch.set_default_dtype(old)
     assert all(p.dtype == torch.float32 for p in policy.parameters())
+
+
+def test_train_reinforce_uses_the_configured_estimator():
+    # the first epoch's episodes are the same; the update differs with the estimator
+    base = dict(n_epochs=1, steps_per_epoch=40, num_envs=2, hidden=(4,))
+    policies = [
+        pg.train_reinforce(pg.ReinforceConfig(estimator=e, **base), seed=0, progress=False)[0]
+        for e in ("reward_to_go", "full_return")
+    ]
+    a, b = (torch.cat([p.detach().flatten() for p in pol.parameters()]) for pol in policies)
+    assert not torch.equal(a, b)

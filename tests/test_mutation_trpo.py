@@ -764,3 +764,15 @@ def test_train_trpo_defaults_seed_0_and_a_progress_bar(monkeypatch):
     *_, one = trpo.train_trpo(config, seed=1, progress=False)
     assert shown == [False, True, True]  # shown by default, hidden on request
     assert default.surrogate_gain == zero.surrogate_gain != one.surrogate_gain
+
+
+def test_train_trpo_messages():
+    with pytest.raises(ValueError, match=r"^config must be a TRPOConfig, got str$"):
+        trpo.train_trpo("CartPole-v1")
+    config = trpo.TRPOConfig(n_updates=1, n_steps=8, num_envs=2, vf_minibatches=2, hidden=(4,))
+    for seed in ("3", 1.5, -1, True):
+        with pytest.raises(ValueError, match=r"^seed must be a non-negative integer"):
+            trpo.train_trpo(config, seed=seed, progress=False)
+    for name in ("callback", "wrap_env", "on_rollout"):
+        with pytest.raises(ValueError, match=rf"^{name} must be a function or None$"):
+            trpo.train_trpo(config, progress=False, **{name: 3})
