@@ -464,12 +464,22 @@ def test_collect_episodes_draws_one_uniform_per_copy():
 def test_train_reinforce_defaults_seed_0_and_a_progress_bar(monkeypatch):
     import companion.progress
 
-    shown, descs, real = [], [], companion.progress.tqdm
+    shown, descs, postfix = [], [], []
+
+    class Bar:  # records what the bar would show, shows nothing
+        def __init__(self, it):
+            self.it = it
+
+        def __iter__(self):
+            return iter(self.it)
+
+        def set_postfix(self, **kw):
+            postfix.append(kw)
 
     def spy(*args, **kwargs):
         shown.append(kwargs.pop("disable", None))
         descs.append(kwargs.get("desc"))
-        return real(*args, disable=True, **kwargs)  # silent in the test log
+        return Bar(args[0])
 
     monkeypatch.setattr(companion.progress, "tqdm", spy)
     config = pg.ReinforceConfig(n_epochs=2, steps_per_epoch=40, num_envs=2, hidden=(4,))
@@ -479,6 +489,10 @@ def test_train_reinforce_defaults_seed_0_and_a_progress_bar(monkeypatch):
     assert shown == [False, True, True]  # shown by default, hidden on request
     assert descs == ["REINFORCE (reward_to_go)"] * 3
     assert default.mean_return == zero.mean_return != one.mean_return
+    assert postfix[:2] == [{"mean_return": f"{r:.1f}"} for r in default.mean_return]
+    # the loss is computed in float32 (weights, observations and policy), so each
+    # recorded value is a float32 number
+    assert all(isinstance(x, float) and float(np.float32(x)) == x for x in default.loss)
 
 
 class _Uniforms:
