@@ -776,3 +776,39 @@ def test_train_trpo_messages():
     for name in ("callback", "wrap_env", "on_rollout"):
         with pytest.raises(ValueError, match=rf"^{name} must be a function or None$"):
             trpo.train_trpo(config, progress=False, **{name: 3})
+
+
+def test_train_trpo_value_net_orthogonal_initialisation():
+    # vf_lr 1e-12: the value network's fit leaves its initial weights as they were (to 1e-9)
+    config = trpo.TRPOConfig(n_updates=1, n_steps=8, num_envs=2, vf_minibatches=2,
+                             hidden=(8,), ortho_init=True, vf_lr=1e-12)
+    _, value_net, _ = trpo.train_trpo(config, seed=0, progress=False)
+    linears = [m for m in value_net if isinstance(m, torch.nn.Linear)]
+    assert [tuple(m.weight.shape) for m in linears] == [(8, 4), (1, 8)]
+    for m, gain in zip(linears, [np.sqrt(2), 1.0]):
+        W = m.weight.detach().double()
+        small = W.T @ W if W.shape[0] >= W.shape[1] else W @ W.T
+        assert torch.allclose(small, gain**2 * torch.eye(small.shape[0], dtype=W.dtype), atol=1e-6)
+        assert m.bias.abs().max() < 1e-9
+    assert value_net(torch.zeros(3, 4)).shape == (3, 1)
+
+
+def test_trpo_policy_greedy():
+    import gymnasium as gym
+
+    config = trpo.TRPOConfig(hidden=(4,))
+    box = gym.spaces.Box(np.array([-1.0, 0.0], dtype=np.float32), np.array([1.0, 2.0], dtype=np.float32))
+    pol = trpo.make_trpo_policy(3, box, config)
+    with torch.no_grad():
+        pol.net[-1].bias.copy_(torch.tensor([-5.0, 5.0]))
+        pol.net[-1].weight.zero_()
+    assert torch.equal(pol.greedy(torch.zeros(2, 3)), torch.tensor([[-1.0, 2.0]] * 2))  # both bounds
+    with torch.no_grad():
+        pol.net[-1].bias.copy_(torch.tensor([5.0, -5.0]))
+    assert torch.equal(pol.greedy(torch.zeros(2, 3)), torch.tensor([[1.0, 0.0]] * 2))
+    cat = trpo.make_trpo_policy(3, gym.spaces.Discrete(3), config)
+    with torch.no_grad():
+        cat.net[-1].weight.zero_()
+        cat.net[-1].bias.copy_(torch.tensor([0.0, 2.0, 1.0]))
+    assert int(cat.greedy(torch.zeros(3))) == 1  # one observation, no batch axis
+    assert torch.equal(cat.greedy(torch.zeros(2, 3)), torch.tensor([1, 1]))
