@@ -812,3 +812,29 @@ def test_trpo_policy_greedy():
         cat.net[-1].bias.copy_(torch.tensor([0.0, 2.0, 1.0]))
     assert int(cat.greedy(torch.zeros(3))) == 1  # one observation, no batch axis
     assert torch.equal(cat.greedy(torch.zeros(2, 3)), torch.tensor([1, 1]))
+
+
+def test_train_trpo_float32_networks_adam_eps_and_clipped_actions():
+    from companion.rollout import RecordActions
+
+    tiny = dict(n_updates=1, n_steps=8, num_envs=2, vf_minibatches=2, hidden=(4,))
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        policy, value_net, _ = trpo.train_trpo(trpo.TRPOConfig(**tiny), seed=0, progress=False)
+    finally:
+        torch.set_default_dtype(old)
+    assert all(p.dtype == torch.float32 for p in [*policy.parameters(), *value_net.parameters()])
+    # Adam's epsilon is the configured one: a large one changes the value network's fit
+    nets = [trpo.train_trpo(trpo.TRPOConfig(adam_eps=eps, **tiny), seed=0, progress=False)[1]
+            for eps in (1e-8, 1e-1)]
+    a, b = (torch.cat([p.detach().flatten() for p in n.parameters()]) for n in nets)
+    assert not torch.equal(a, b)
+    # Gaussian samples far outside [-2, 2] reach Pendulum clipped at both bounds
+    wrapped = []
+    trpo.train_trpo(
+        trpo.TRPOConfig(env_id="Pendulum-v1", log_std_init=3.0, **tiny), seed=0, progress=False,
+        wrap_env=lambda e: wrapped.append(RecordActions(e)) or wrapped[-1],
+    )
+    sent = np.concatenate(wrapped[0].received)
+    assert sent.min() == -2.0 and sent.max() == 2.0
