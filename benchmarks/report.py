@@ -316,21 +316,31 @@ REPRO_HEADER = [
 ]
 
 
-def _double_ratio_interval(c_rerun: Any, p_rerun: Any, c_comm: Any, p_comm: Any,
-                           n_resamples: int = 9999, seed: int = 0, confidence: float = 0.95) -> dict:
-    """``(median(c_rerun) / median(p_rerun)) / (median(c_comm) / median(p_comm))``: how far
-    the rerun's ratio companion / peer moved from the committed one, with a percentile
-    bootstrap interval (95% by default) that resamples the seeds of each of the four independent samples."""
+def _paired_seeds(committed: dict, rerun: dict, sides: tuple[str, ...], k: str) -> list[np.ndarray]:
+    """Quantity ``k`` of each side in ``sides``, rerun then committed, over the seeds both
+    runs have, in the same seed order (a rerun uses the committed run's seeds)."""
+    a = {r["seed"]: r for r in committed["per_seed"]}
+    b = {r["seed"]: r for r in rerun["per_seed"]}
+    seeds = sorted(set(a) & set(b))
+    return [np.array([res[s][side][k] for s in seeds], dtype=float)
+            for res in (b, a) for side in sides]
+
+
+def _paired_ratio_interval(arrays: list[np.ndarray], ratio: Any, confidence: float = 0.95,
+                           n_resamples: int = 9999, seed: int = 0) -> dict:
+    """``ratio`` of the medians of ``arrays`` (equal length, one entry per seed) with a
+    percentile bootstrap interval that resamples *seeds*: the same resampled seeds for
+    every array, so that each seed's rerun stays paired with its committed run (they share
+    the seed, and on the same CPU they are the same run). The interval is widened to
+    contain the estimate if it misses it."""
     rng = np.random.default_rng(seed)
-    samples = [np.asarray(x, dtype=float) for x in (c_rerun, p_rerun, c_comm, p_comm)]
-    meds = [np.median(x[rng.integers(0, x.size, size=(n_resamples, x.size))], axis=1)
-            for x in samples]
-    boot = (meds[0] / meds[1]) / (meds[2] / meds[3])
-    est = (np.median(samples[0]) / np.median(samples[1])) / (
-        np.median(samples[2]) / np.median(samples[3]))
+    n = arrays[0].size
+    idx = rng.integers(0, n, size=(n_resamples, n))
+    boot = ratio(*[np.median(x[idx], axis=1) for x in arrays])
+    est = float(ratio(*[np.median(x) for x in arrays]))
     tail = 50 * (1 - confidence)
-    low, high = np.percentile(boot, [tail, 100 - tail])
-    return dict(median=float(est), low=float(low), high=float(high))
+    low, high = (float(v) for v in np.percentile(boot, [tail, 100 - tail]))
+    return dict(median=est, low=min(low, est), high=max(high, est))
 
 
 def chance_outside() -> float:
@@ -351,14 +361,14 @@ def reproduction_rows(committed: dict[str, dict], rerun: dict[str, dict]) -> lis
     Each row: ``task``, ``side`` ("companion", "peer" or "ratio"), ``quantity``,
     ``committed`` and ``rerun`` (dicts with median, low, high), ``inside`` (bool) and
     ``overlap`` (whether the two intervals overlap), ``shift`` (rerun median / committed
-    median with a 95% two-sample bootstrap interval: ``companion.stats.ratio_of_medians_ci``
-    for a side, :func:`_double_ratio_interval` for a ratio of medians) and ``consistent``
-    (whether that interval holds 1: the two-sample check, which, unlike ``inside``, allows
-    for the rerun's own sampling error); ratio rows also hold ``verdicts``, the
-    headline's verdict (:func:`verdict`) of the committed and of the rerun interval. A rerun on another CPU is a new sample,
-    not a copy: float rounding differs between instruction sets and the trajectories part
-    after a few updates, so the per-seed step counts differ and the medians move within
-    their sampling error; on the same CPU, library versions and thread count they are equal.
+    median, or for a ratio row rerun ratio / committed ratio, with a 95% paired bootstrap
+    interval, :func:`rerun_shift`) and ``consistent`` (whether that interval holds 1: the
+    paired check, which, unlike ``inside``, allows for the rerun's own sampling error); ratio rows also hold ``verdicts``, the
+    headline's verdict (:func:`verdict`) of the committed and of the rerun interval. On another CPU a rerun is
+    partly a new sample: float rounding differs between instruction sets, so some seeds'
+    trajectories part after a few updates while others repeat exactly (see
+    :func:`identical_seeds`), and the medians move within their sampling error; on the same
+    CPU, library versions and thread count every run repeats.
     """
     rows = []
     for t in TASKS:
@@ -420,19 +430,16 @@ def reproduction_table(rows: list[dict]) -> str:
 def rerun_shift(committed: dict, rerun: dict, side: str, k: str,
                 confidence: float = 0.95) -> dict:
     """Rerun median / committed median of one task's quantity ``k`` for ``side``
-    ("companion", "peer", or "ratio" for the ratio companion / peer), with a two-sample
-    bootstrap interval at ``confidence``."""
-    from companion.stats import ratio_of_medians_ci
-
-    def seeds(res: dict, s: str) -> list[float]:
-        return [r[s][k] for r in res["per_seed"]]
-
+    ("companion", "peer", or "ratio" for the ratio companion / peer, whose shift is
+    rerun ratio / committed ratio), with a paired bootstrap interval at ``confidence``
+    (:func:`_paired_ratio_interval`: seeds resampled, each seed's rerun paired with its
+    committed run)."""
     if side == "ratio":
-        return _double_ratio_interval(seeds(rerun, "companion"), seeds(rerun, "peer"),
-                                      seeds(committed, "companion"), seeds(committed, "peer"),
+        arrays = _paired_seeds(committed, rerun, ("companion", "peer"), k)
+        return _paired_ratio_interval(arrays, lambda cr, pr, cc, pc: (cr / pr) / (cc / pc),
                                       confidence=confidence)
-    ci = ratio_of_medians_ci(seeds(rerun, side), seeds(committed, side), confidence=confidence)
-    return dict(median=float(ci.estimate), low=float(ci.low), high=float(ci.high))
+    arrays = _paired_seeds(committed, rerun, (side,), k)
+    return _paired_ratio_interval(arrays, lambda r, c: r / c, confidence=confidence)
 
 
 def same_cpu(committed: dict, rerun: dict) -> bool:
@@ -455,12 +462,12 @@ def reproduction_failures(rows: list[dict], committed: dict[str, dict],
     """The checked rows (:func:`checked_rows`) that refute a rerun, what ``--compare`` fails
     on. With ``m`` checks each at 95%, about ``0.05 m`` would fail by chance alone for an
     unchanged suite, so the family is held to ``level`` together (Bonferroni): a row fails
-    when its two-sample interval (:func:`rerun_shift`) at ``1 - level / m`` excludes 1.
+    when its paired interval (:func:`rerun_shift`) at ``1 - level / m`` excludes 1.
     Each failing row is returned with ``strict_shift``, that interval."""
     checked = checked_rows(rows, committed, rerun)
     out = []
     for r in checked:
-        if r["consistent"]:  # a 95% interval holding 1: the wider one holds it too
+        if r["consistent"]:  # a 95% interval holding 1: the wider one (same resamples) too
             continue
         iv = rerun_shift(committed[r["task"]], rerun[r["task"]], r["side"], r["quantity"],
                          confidence=1 - level / len(checked))
@@ -508,12 +515,13 @@ def reproduction_summary(committed: dict[str, dict], rerun: dict[str, dict],
         f"{sum(a for a, _ in same)} of {sum(b for _, b in same)} runs (seed and side) reached "
         "the threshold at the same env step in both.",
         "\n\nA rerun median can miss the committed interval by chance alone: that interval holds "
-        "the committed median's sampling error, not the rerun's; if both medians scatter "
-        "normally with the same standard error, a rerun median of an unchanged suite falls "
-        f"outside it with probability {chance_outside():.0%}. The two-sample check allows for "
-        "both: the 95% bootstrap interval of rerun median / committed median (the seeds of "
-        "each run resampled on their own; for a ratio companion / peer, those of all four "
-        "samples) holds 1 for "
+        "the committed median's sampling error, not the rerun's; if the two medians scatter "
+        "normally and independently with the same standard error, a rerun median of an "
+        f"unchanged suite falls outside it with probability {chance_outside():.0%} (less when, "
+        "as here, the two runs share their seeds). The paired check allows for both: the 95% "
+        "bootstrap interval of rerun median / committed median (seeds resampled, each seed's "
+        "rerun paired with its committed run; for a ratio companion / peer, rerun ratio / "
+        "committed ratio with all four values of a seed kept together) holds 1 for "
         + ", ".join(f"{sum(r['consistent'] for r in rows)} of {len(rows)} {label}"
                     for label, rows in kinds)
         + ".",
@@ -532,7 +540,7 @@ def reproduction_summary(committed: dict[str, dict], rerun: dict[str, dict],
         "companion / peer"
         + ("; each side's seconds and steps per second only where the CPU is the same)"
            if len(checked) < len(repro) else ", and each side's seconds and steps per second)")
-        + f"; at 95% each, about {0.05 * len(checked):.1f} of {len(checked)} would fail by chance "
+        + f"; at 95% each, up to about {0.05 * len(checked):.1f} of {len(checked)} could fail by chance "
         "alone, so it holds them to 95% together (Bonferroni: each interval at "
         f"{100 * (1 - 0.05 / len(checked)):.1f}%). "
         + ("At 95% each, " + "; ".join(what(r) for r in missed)
@@ -553,9 +561,10 @@ def reproduction_summary(committed: dict[str, dict], rerun: dict[str, dict],
     lines += ["\n\n" + loads[0], *loads[1:]] if loads else []
     if rerun_cpus != cpus:
         lines.append(
-            "On another CPU a rerun is a new sample rather than a copy: floating-point rounding "
-            "differs between instruction sets, the trajectories of a seed part after a few "
-            "updates, and the medians move within their sampling error. Seconds and steps per "
+            "On another CPU a rerun is partly a new sample: floating-point rounding differs "
+            "between instruction sets, so the trajectories of some seeds part after a few "
+            "updates while others repeat exactly (the runs counted above), and the medians "
+            "move within their sampling error. Seconds and steps per "
             "second also measure the CPU itself, so here they compare machines of different "
             "speed as much as the runs."
         )
@@ -704,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compare", metavar="DIR", type=Path,
         help="compare the results in DIR (a rerun, e.g. `make benchmark-rerun`) with the "
-        "committed ones; exit status 1 when a two-sample check fails (reproduction_failures)",
+        "committed ones; exit status 1 when a paired check fails (reproduction_failures)",
     )
     args = parser.parse_args(argv)
     if args.compare is not None:
@@ -725,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
         outside = [r for r in rows if not r["inside"]]
         print(f"{len(rows) - len(outside)} of {len(rows)} rerun medians inside the committed 95% intervals")
         consistent = sum(r["consistent"] for r in rows)
-        print(f"{consistent} of {len(rows)} two-sample intervals of rerun / committed hold 1")
+        print(f"{consistent} of {len(rows)} paired intervals of rerun / committed hold 1")
         failures = reproduction_failures(rows, committed, rerun)
         for r in failures:
             print(f"FAILED {r['task']} {r['side']} {r['quantity']}: rerun / committed "

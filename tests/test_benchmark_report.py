@@ -220,16 +220,15 @@ def test_reproduction_accepts_the_same_results_and_rejects_a_shifted_rerun(tmp_p
     rows = {(r["side"], r["quantity"]): r for r in report.reproduction_rows({name: res}, {name: bad})}
     assert not rows["companion", "steps"]["inside"] and not rows["ratio", "steps"]["inside"]
     assert rows["peer", "steps"]["inside"] and rows["peer", "seconds"]["inside"]
-    # the two-sample check sees the shift too: rerun / committed 3 for the companion's
-    # steps and for the steps ratio, 1 for the peer; the ratio's interval resamples the
-    # peer's noisy CartPole seeds of both runs as well, and is too wide to exclude 1
-    assert not rows["companion", "steps"]["consistent"]
+    # the paired check sees the shift too: rerun / committed exactly 3 for the companion's
+    # steps and for the steps ratio (every seed's run took 3x the steps), 1 for the peer
     for key in [("companion", "steps"), ("ratio", "steps")]:
+        assert not rows[key]["consistent"]
         assert rows[key]["shift"]["median"] == pytest.approx(3.0)
     assert rows["peer", "steps"]["consistent"] and rows["peer", "steps"]["shift"]["median"] == 1.0
     failures = report.reproduction_failures(list(rows.values()), {name: res}, {name: bad})
-    assert [(r["side"], r["quantity"]) for r in failures] == [("companion", "steps")]
-    assert failures[0]["strict_shift"]["low"] > 1.0  # at 1 - 0.05 / 8 too
+    assert [(r["side"], r["quantity"]) for r in failures] == [("companion", "steps"), ("ratio", "steps")]
+    assert all(r["strict_shift"]["low"] > 1.0 for r in failures)  # at 1 - 0.05 / 8 too
     committed_verdict = report.verdict(res["ratio"]["steps"], report.GOALS["steps"])
     assert rows["ratio", "steps"]["verdicts"] == (committed_verdict, "not met")
     assert report.identical_seeds(res, bad) == (len(res["per_seed"]), 2 * len(res["per_seed"]))
@@ -268,12 +267,48 @@ def test_chance_outside_matches_a_simulation():
     assert 0.16 < report.chance_outside() < 0.17
 
 
-def test_double_ratio_interval():
+def test_paired_ratio_interval_resamples_seeds_together():
     rng = np.random.default_rng(1)
     c, p = rng.lognormal(10, 0.3, 12), rng.lognormal(10.5, 0.3, 12)
-    same = report._double_ratio_interval(c, p, c, p)
-    assert same["median"] == 1.0 and same["low"] <= 1.0 <= same["high"]
-    tripled = report._double_ratio_interval(3 * c, p, c, p)
-    assert tripled["median"] == pytest.approx(3.0) and tripled["low"] > 1.0
-    wide = report._double_ratio_interval(3 * c, p, c, p, confidence=0.999)
-    assert wide["low"] <= tripled["low"] and wide["high"] >= tripled["high"]
+    same = report._paired_ratio_interval([c, c], lambda r, k: r / k)
+    assert same == {"median": 1.0, "low": 1.0, "high": 1.0}  # a rerun that repeats every run
+    tripled = report._paired_ratio_interval([3 * c, p, c, p], lambda cr, pr, cc, pc: (cr / pr) / (cc / pc))
+    assert tripled["median"] == pytest.approx(3.0) and tripled["low"] == pytest.approx(3.0)
+    # unpaired, the same data would give a wide interval: resampling seeds apart
+    # breaks the pairs and mixes runs of different seeds
+    other = rng.permutation(c)
+    loose = report._paired_ratio_interval([other, c], lambda r, k: r / k)
+    assert loose["low"] < 1.0 < loose["high"] and loose["high"] - loose["low"] > 0.1
+
+
+@needs_results
+def test_compare_holds_the_family_to_95_percent(monkeypatch):
+    name, res = "ppo_cartpole", RESULTS["ppo_cartpole"]
+    rows = report.reproduction_rows({name: res}, {name: copy.deepcopy(res)})
+    rows[0] = {**rows[0], "consistent": False}  # its 95% interval excluded 1
+    asked = []
+
+    def shift(committed, rerun, side, k, confidence=0.95):
+        asked.append(confidence)
+        return {"median": 1.2, "low": 1.1 if confidence == 0.95 else 0.9, "high": 1.5}
+
+    monkeypatch.setattr(report, "rerun_shift", shift)
+    # same CPU: 8 rows checked, the failing one again at 1 - 0.05 / 8, where it holds 1
+    assert report.reproduction_failures(rows, {name: res}, {name: res}) == []
+    assert asked == [pytest.approx(1 - 0.05 / 8)]
+    monkeypatch.setattr(report, "rerun_shift", lambda *a, **k: {"median": 1.2, "low": 1.1, "high": 1.5})
+    assert len(report.reproduction_failures(rows, {name: res}, {name: res})) == 1
+
+
+@needs_results
+def test_compare_leaves_out_seconds_on_another_cpu():
+    name, res = "ppo_cartpole", RESULTS["ppo_cartpole"]
+    other = copy.deepcopy(res)
+    other["config"]["machine"]["cpu_model"] = "Some other CPU"
+    rows = report.reproduction_rows({name: res}, {name: other})
+    checked = report.checked_rows(rows, {name: res}, {name: other})
+    assert {(r["side"], r["quantity"]) for r in checked} == {
+        ("companion", "steps"), ("peer", "steps"), ("ratio", "steps"), ("ratio", "seconds")}
+    text = report.reproduction_summary({name: res}, {name: other}, rows=rows)
+    assert "`--compare` checks 4 of these" in text and "only where the CPU is the same" in text
+    assert "On another CPU a rerun is partly a new sample" in text
