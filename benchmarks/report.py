@@ -319,11 +319,16 @@ REPRO_HEADER = [
 def _paired_seeds(committed: dict, rerun: dict, sides: tuple[str, ...], k: str) -> list[np.ndarray]:
     """Quantity ``k`` of each side in ``sides``, rerun then committed, over the seeds both
     runs have, in the same seed order (a rerun uses the committed run's seeds)."""
-    a = {r["seed"]: r for r in committed["per_seed"]}
-    b = {r["seed"]: r for r in rerun["per_seed"]}
-    seeds = sorted(set(a) & set(b))
+    a, b, seeds = _common_seeds(committed, rerun)
     return [np.array([res[s][side][k] for s in seeds], dtype=float)
             for res in (b, a) for side in sides]
+
+
+def _common_seeds(committed: dict, rerun: dict) -> tuple[dict, dict, list]:
+    """Each file's per-seed records by seed, and the seeds both have, sorted."""
+    a = {r["seed"]: r for r in committed["per_seed"]}
+    b = {r["seed"]: r for r in rerun["per_seed"]}
+    return a, b, sorted(set(a) & set(b))
 
 
 def _paired_ratio_interval(arrays: list[np.ndarray], ratio: Any, confidence: float = 0.95,
@@ -396,14 +401,9 @@ def reproduction_rows(committed: dict[str, dict], rerun: dict[str, dict]) -> lis
 def identical_seeds(committed: dict, rerun: dict) -> tuple[int, int]:
     """``(identical, common)``: of the (seed, side) runs in both files, how many reached the
     threshold at exactly the same env step (all of them on the same machine and versions)."""
-    a = {r["seed"]: r for r in committed["per_seed"]}
-    same = common = 0
-    for r in rerun["per_seed"]:
-        if r["seed"] in a:
-            for side in SIDES:
-                common += 1
-                same += int(r[side]["steps"] == a[r["seed"]][side]["steps"])
-    return same, common
+    a, b, seeds = _common_seeds(committed, rerun)
+    same = sum(int(b[s][side]["steps"] == a[s][side]["steps"]) for s in seeds for side in SIDES)
+    return same, len(seeds) * len(SIDES)
 
 
 def reproduction_cells(rows: list[dict]) -> list[list[str]]:
@@ -458,13 +458,16 @@ def checked_rows(rows: list[dict], committed: dict[str, dict],
 
 
 def reproduction_failures(rows: list[dict], committed: dict[str, dict],
-                          rerun: dict[str, dict], level: float = 0.05) -> list[dict]:
+                          rerun: dict[str, dict], level: float = 0.05,
+                          checked: list[dict] | None = None) -> list[dict]:
     """The checked rows (:func:`checked_rows`) that refute a rerun, what ``--compare`` fails
     on. With ``m`` checks each at 95%, about ``0.05 m`` would fail by chance alone for an
     unchanged suite, so the family is held to ``level`` together (Bonferroni): a row fails
     when its paired interval (:func:`rerun_shift`) at ``1 - level / m`` excludes 1.
-    Each failing row is returned with ``strict_shift``, that interval."""
-    checked = checked_rows(rows, committed, rerun)
+    Each failing row is returned with ``strict_shift``, that interval. ``checked``, if
+    given, is :func:`checked_rows` of ``rows`` already computed."""
+    if checked is None:
+        checked = checked_rows(rows, committed, rerun)
     out = []
     for r in checked:
         if r["consistent"]:  # a 95% interval holding 1: the wider one (same resamples) too
@@ -528,7 +531,7 @@ def reproduction_summary(committed: dict[str, dict], rerun: dict[str, dict],
     ]
     checked = checked_rows(repro, committed, rerun)
     missed = [r for r in checked if not r["consistent"]]
-    failures = reproduction_failures(repro, committed, rerun)
+    failures = reproduction_failures(repro, committed, rerun, checked=checked)
 
     def what(r: dict) -> str:
         side = "companion / peer" if r["side"] == "ratio" else r["side"]

@@ -570,8 +570,9 @@ def worst_case_ratio(
         x0 = rng.normal(scale=2.0, size=dim)
         res = minimize(objective, x0, method="L-BFGS-B", options={"maxiter": maxiter})
         case = _case_from_params(res.x, S, A)
-        if score(case) > best_val:
-            best_val, best_case = score(case), case
+        value = score(case)
+        if value > best_val:
+            best_val, best_case = value, case
     assert best_case is not None
     return float(best_val), best_case
 

@@ -312,3 +312,16 @@ def test_compare_leaves_out_seconds_on_another_cpu():
     text = report.reproduction_summary({name: res}, {name: other}, rows=rows)
     assert "`--compare` checks 4 of these" in text and "only where the CPU is the same" in text
     assert "On another CPU a rerun is partly a new sample" in text
+
+
+@needs_results
+def test_identical_seeds_counts_only_the_seeds_both_runs_have():
+    res = RESULTS["ppo_cartpole"]
+    part = copy.deepcopy(res)
+    part["per_seed"] = part["per_seed"][1:]  # a rerun missing the first seed
+    part["per_seed"][0]["companion"]["steps"] += 1  # and one run that moved
+    n = len(part["per_seed"])
+    assert report.identical_seeds(res, part) == (2 * n - 1, 2 * n)
+    assert report.identical_seeds(part, res) == (2 * n - 1, 2 * n)
+    arrays = report._paired_seeds(res, part, ("companion",), "steps")
+    assert arrays[0].size == arrays[1].size == n and arrays[0][0] == arrays[1][0] + 1

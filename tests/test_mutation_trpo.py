@@ -724,6 +724,13 @@ def test_trpo_config_updates_from_a_budget(total, updates):
 
 
 # ------------------------------------------------------------------ the policy class
+def _assert_orthogonal(weight, gain, atol):
+    """``weight`` is ``gain`` times a (semi-)orthogonal matrix: its small Gram matrix is gain^2 I."""
+    W = weight.detach().double()
+    small = W.T @ W if W.shape[0] >= W.shape[1] else W @ W.T
+    assert torch.allclose(small, gain**2 * torch.eye(small.shape[0], dtype=W.dtype), atol=atol)
+
+
 @pytest.mark.parametrize("space", ["discrete", "box"])
 def test_trpo_policy_orthogonal_initialisation(space):
     import gymnasium as gym
@@ -736,9 +743,7 @@ def test_trpo_policy_orthogonal_initialisation(space):
     linears = [m for m in pol.net if isinstance(m, torch.nn.Linear)]
     assert [tuple(m.weight.shape) for m in linears] == [(16, 5), (8, 16), (3, 8)]
     for m, gain in zip(linears, [np.sqrt(2), np.sqrt(2), 0.01]):
-        W = m.weight.detach().double()
-        small = W.T @ W if W.shape[0] >= W.shape[1] else W @ W.T  # gain^2 I either way
-        assert torch.allclose(small, gain**2 * torch.eye(small.shape[0], dtype=W.dtype), atol=1e-5 * gain**2)
+        _assert_orthogonal(m.weight, gain, atol=1e-5 * gain**2)
         assert torch.count_nonzero(m.bias) == 0
     if space == "box":
         assert torch.equal(pol.log_std.detach(), torch.full((3,), -0.5))
@@ -786,9 +791,7 @@ def test_train_trpo_value_net_orthogonal_initialisation():
     linears = [m for m in value_net if isinstance(m, torch.nn.Linear)]
     assert [tuple(m.weight.shape) for m in linears] == [(8, 4), (1, 8)]
     for m, gain in zip(linears, [np.sqrt(2), 1.0]):
-        W = m.weight.detach().double()
-        small = W.T @ W if W.shape[0] >= W.shape[1] else W @ W.T
-        assert torch.allclose(small, gain**2 * torch.eye(small.shape[0], dtype=W.dtype), atol=1e-6)
+        _assert_orthogonal(m.weight, gain, atol=1e-6)
         assert m.bias.abs().max() < 1e-9
     assert value_net(torch.zeros(3, 4)).shape == (3, 1)
 
