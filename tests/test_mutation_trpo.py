@@ -759,7 +759,7 @@ def test_train_trpo_defaults_seed_0_and_a_progress_bar(monkeypatch):
     shown, real = [], companion.progress.tqdm
 
     def spy(*args, **kwargs):
-        shown.append(kwargs.pop("disable", None))
+        shown.append((kwargs.pop("disable", None), kwargs.get("desc")))
         return real(*args, disable=True, **kwargs)  # silent in the test log
 
     monkeypatch.setattr(companion.progress, "tqdm", spy)
@@ -767,7 +767,7 @@ def test_train_trpo_defaults_seed_0_and_a_progress_bar(monkeypatch):
     *_, default = trpo.train_trpo(config)
     *_, zero = trpo.train_trpo(config, seed=0, progress=False)
     *_, one = trpo.train_trpo(config, seed=1, progress=False)
-    assert shown == [False, True, True]  # shown by default, hidden on request
+    assert shown == [(False, "TRPO"), (True, "TRPO"), (True, "TRPO")]  # shown by default, hidden on request
     assert default.surrogate_gain == zero.surrogate_gain != one.surrogate_gain
 
 
@@ -815,6 +815,172 @@ def test_trpo_policy_greedy():
         cat.net[-1].bias.copy_(torch.tensor([0.0, 2.0, 1.0]))
     assert int(cat.greedy(torch.zeros(3))) == 1  # one observation, no batch axis
     assert torch.equal(cat.greedy(torch.zeros(2, 3)), torch.tensor([1, 1]))
+
+
+def test_trpo_policy_bounds_are_float32_for_a_float64_box():
+    # the networks are float32, so the bounds are too: greedy actions stay float32 when
+    # the Box is float64 (clamping by float64 bounds would promote them to float64)
+    import gymnasium as gym
+
+    box = gym.spaces.Box(np.array([-1.0, 0.0]), np.array([1.0, 2.0]), dtype=np.float64)
+    pol = trpo.make_trpo_policy(3, box, trpo.TRPOConfig(hidden=(4,)))
+    assert pol.low.dtype == pol.high.dtype == torch.float32
+    assert torch.equal(pol.low, torch.tensor([-1.0, 0.0])) and torch.equal(pol.high, torch.tensor([1.0, 2.0]))
+    assert pol.greedy(torch.zeros(2, 3)).dtype == torch.float32
+
+
+def test_trpo_policy_gaussian_sample_is_mean_plus_std_times_the_generators_noise():
+    # a Gaussian action is mean + sigma * z with z drawn from the generator passed in (not
+    # the global one), and its log-probability is the diagonal Gaussian's, summed over axes
+    import gymnasium as gym
+
+    box = gym.spaces.Box(-2.0, 2.0, shape=(3,), dtype=np.float32)
+    pol = trpo.make_trpo_policy(5, box, trpo.TRPOConfig(hidden=(4,), log_std_init=-0.7))
+    obs = torch.randn(6, 5, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(123)
+    a, logp = pol.sample(obs, torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        mean, std = pol.net(obs), pol.log_std.exp()
+        z = torch.randn(mean.shape, generator=torch.Generator().manual_seed(7))
+        assert torch.equal(a, mean + std * z)
+        normal = torch.distributions.Normal(mean, std.expand_as(mean))
+        assert torch.allclose(logp, normal.log_prob(a).sum(-1), atol=1e-5)
+        assert torch.allclose(pol.log_prob(obs, a), logp)
+    assert logp.shape == (6,)
+
+
+def test_trpo_policy_refuses_other_action_spaces():
+    import gymnasium as gym
+
+    config = trpo.TRPOConfig(env_id="CartPole-v1")
+    with pytest.raises(ValueError, match=r"^CartPole-v1 must have a Discrete or Box action space, got MultiDiscrete"):
+        trpo.make_trpo_policy(3, gym.spaces.MultiDiscrete([2, 3]), config)
+
+
+def test_categorical_kl_is_along_the_last_axis():
+    rng = torch.Generator().manual_seed(0)
+    logp = torch.log_softmax(torch.randn(2, 3, 4, generator=rng), -1)
+    logq = torch.log_softmax(torch.randn(2, 3, 4, generator=rng), -1)
+    kl = trpo.categorical_kl(logp, logq)
+    assert kl.shape == (2, 3)
+    assert torch.allclose(kl, (logp.exp() * (logp - logq)).sum(-1))
+    assert torch.allclose(trpo.categorical_kl(logp[0, 0], logq[0, 0]), kl[0, 0])  # one distribution
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_train_trpo_surrogate_ratio_is_one_before_the_step(monkeypatch, env_id):
+    # the surrogate's first evaluation, at theta_old, sees the rollout's actions with their
+    # shape ((M,) for Discrete, (M, 1) for Pendulum's Box) and gives back the rollout's
+    # log-probabilities: every ratio pi_theta / pi_old is 1 there
+    cls = trpo._trpo_policy_class()
+    real, seen = cls.log_prob, {}
+
+    def spy(self, obs, actions):
+        out = real(self, obs, actions)
+        if "ro" in seen and "first" not in seen:
+            seen["first"] = (actions.detach().clone(), out.detach().clone())
+        return out
+
+    monkeypatch.setattr(cls, "log_prob", spy)
+    config = trpo.TRPOConfig(env_id=env_id, n_updates=1, n_steps=16, num_envs=2,
+                             vf_minibatches=2, hidden=(4,))
+    trpo.train_trpo(config, seed=0, progress=False,
+                    on_rollout=lambda policy, ro: seen.setdefault("ro", ro))
+    ro, (actions, logp) = seen["ro"], seen["first"]
+    m = ro.valid.reshape(-1)
+    shape = (-1,) if env_id == "CartPole-v1" else (-1, 1)
+    assert torch.equal(actions, ro.actions.reshape(shape)[m])
+    assert torch.allclose(logp, ro.logp.reshape(-1)[m], atol=1e-6)
+
+
+def test_train_trpo_uses_cg_iters():
+    # one conjugate-gradient iteration gives a different direction than ten (the default
+    # of both TRPOConfig and conjugate_gradient), so a different update
+    def gain(cg_iters):
+        config = trpo.TRPOConfig(n_updates=2, n_steps=16, num_envs=2, vf_minibatches=2,
+                                 hidden=(4,), cg_iters=cg_iters)
+        return trpo.train_trpo(config, seed=0, progress=False)[2].surrogate_gain
+
+    assert gain(1) != gain(10) == gain(10)
+
+
+def _trpo_run(**fields):
+    config = trpo.TRPOConfig(**{**dict(n_updates=1, n_steps=16, num_envs=2, vf_minibatches=2,
+                                       hidden=(4,)), **fields})
+    return trpo.train_trpo(config, seed=0, progress=False)
+
+
+def test_train_trpo_takes_the_full_step_every_update(monkeypatch):
+    # F + damping I is positive definite, so x^T F x > 0 and every update scales x by
+    # full_step (on Pendulum, seed 0, sum(x / Fx) is negative in some updates: only the
+    # quadratic form decides)
+    real, calls = trpo.full_step, []
+
+    def spy(x, Fx, max_kl):
+        calls.append(float((x * Fx).sum()))
+        return real(x, Fx, max_kl)
+
+    monkeypatch.setattr(trpo, "full_step", spy)
+    _trpo_run(env_id="Pendulum-v1", n_updates=5, n_steps=64, hidden=(8,))
+    assert len(calls) == 5 and min(calls) > 0
+
+
+@pytest.mark.parametrize("case", ["zero direction", "negative curvature"])
+def test_train_trpo_takes_no_step_without_positive_curvature(monkeypatch, case):
+    # x^T F x <= 0: no step (not full_step's refusal, not NaN, not the unscaled x)
+    if case == "zero direction":
+        monkeypatch.setattr(trpo, "conjugate_gradient", lambda Avp, b, n: torch.zeros_like(b))
+    else:  # x a small multiple of g, and a Fisher product that makes x^T F x < 0
+        monkeypatch.setattr(trpo, "conjugate_gradient", lambda Avp, b, n: 1e-3 * b)
+        monkeypatch.setattr(trpo, "fisher_vector_product", lambda f, params, v, damping: -v)
+    import gymnasium as gym
+
+    torch.manual_seed(0)
+    start = trpo.make_trpo_policy(4, gym.spaces.Discrete(2), trpo.TRPOConfig(hidden=(4,)))
+    policy, _, history = _trpo_run()
+    for a, b in zip(start.parameters(), policy.parameters()):
+        assert torch.equal(a, b)  # torch.manual_seed(0) in train_trpo: the same initial policy
+    assert history.surrogate_gain == [0.0]
+
+
+def test_train_trpo_passes_its_line_search_settings(monkeypatch):
+    real, seen = trpo.backtracking_line_search, []
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs.get("shrink"), kwargs.get("max_backtracks")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trpo, "backtracking_line_search", spy)
+    _trpo_run(line_search_shrink=0.7, line_search_max_iter=3)
+    assert seen == [(0.7, 3)]
+
+
+def test_train_trpo_value_minibatches_follow_vf_batch_size():
+    # vf_batch_size, when given, sets the value network's minibatches (not vf_minibatches)
+    nets = [_trpo_run(vf_batch_size=b)[1] for b in (None, 5, 5)]
+    same = [all(torch.equal(p, q) for p, q in zip(nets[0].parameters(), n.parameters())) for n in nets[1:]]
+    assert same == [False, False]
+    assert all(torch.equal(p, q) for p, q in zip(nets[1].parameters(), nets[2].parameters()))
+
+
+def test_train_trpo_surrogate_gain_is_the_difference(monkeypatch):
+    # every advantage 1 (not normalised): L(theta_old) = mean ratio = 1, and the recorded
+    # gain L(theta_new) - L(theta_old) is small and not negative (not L_new + L_old, about 2)
+    import companion.gae
+
+    monkeypatch.setattr(companion.gae, "gae", lambda rewards, *args: torch.ones_like(rewards))
+    history = _trpo_run(n_updates=3, normalize_advantage=False)[2]
+    assert all(0.0 <= g < 0.5 for g in history.surrogate_gain)
+
+
+def test_train_trpo_mean_return_is_nan_before_the_first_episode_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = _trpo_run(n_steps=4)[2]  # CartPole's shortest episode is longer than 4 steps
+    assert np.isnan(history.mean_return[0])
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
 
 
 def test_train_trpo_float32_networks_adam_eps_and_clipped_actions():
