@@ -1,6 +1,7 @@
 """Tests of ``companion.trpo`` that kill mutants the other tests let survive (tests/MUTATION.md).
 
-Only the analysis functions of Chapter 4 are tested here, not ``train_trpo``.
+The analysis functions of Chapter 4, the policy class and ``train_trpo``: each test names
+what it pins down; MUTATION.md lists the mutants each session's tests were written for.
 """
 
 from __future__ import annotations
@@ -867,6 +868,30 @@ def test_categorical_kl_is_along_the_last_axis():
     assert torch.allclose(trpo.categorical_kl(logp[0, 0], logq[0, 0]), kl[0, 0])  # one distribution
 
 
+def test_trpo_policy_keeps_leading_axes():
+    # observations with any leading axes, e.g. a rollout's (n_steps, num_envs, obs_dim), or
+    # one observation without a batch axis: the Gaussian log-density sums over the action
+    # axis only, and the categorical log-probabilities normalise over the action axis only
+    import gymnasium as gym
+
+    gen = torch.Generator().manual_seed(0)
+    obs = torch.randn(5, 2, 3, generator=gen)
+    box = gym.spaces.Box(-2.0, 2.0, shape=(1,), dtype=np.float32)
+    gauss = trpo.make_trpo_policy(3, box, trpo.TRPOConfig(hidden=(4,)))
+    act = torch.randn(5, 2, 1, generator=gen)
+    with torch.no_grad():
+        logp = gauss.log_prob(obs, act)
+        assert logp.shape == (5, 2)
+        assert torch.allclose(logp.reshape(-1), gauss.log_prob(obs.reshape(-1, 3), act.reshape(-1, 1)))
+        assert torch.allclose(gauss.log_prob(obs[0, 0], act[0, 0]), logp[0, 0])
+        cat = trpo.make_trpo_policy(3, gym.spaces.Discrete(2), trpo.TRPOConfig(hidden=(4,)))
+        (logits,) = cat.dist_params(obs)
+        assert torch.allclose(logits.exp().sum(-1), torch.ones(5, 2))
+        assert torch.allclose(logits.reshape(-1, 2), cat.dist_params(obs.reshape(-1, 3))[0])
+        assert torch.allclose(cat.dist_params(obs[0, 0])[0], logits[0, 0])
+        assert torch.allclose(cat.kl((logits,), obs), torch.zeros(5, 2), atol=1e-6)
+
+
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
 def test_train_trpo_surrogate_ratio_is_one_before_the_step(monkeypatch, env_id):
     # the surrogate's first evaluation, at theta_old, sees the rollout's actions with their
@@ -893,15 +918,20 @@ def test_train_trpo_surrogate_ratio_is_one_before_the_step(monkeypatch, env_id):
     assert torch.allclose(logp, ro.logp.reshape(-1)[m], atol=1e-6)
 
 
-def test_train_trpo_uses_cg_iters():
-    # one conjugate-gradient iteration gives a different direction than ten (the default
-    # of both TRPOConfig and conjugate_gradient), so a different update
-    def gain(cg_iters):
-        config = trpo.TRPOConfig(n_updates=2, n_steps=16, num_envs=2, vf_minibatches=2,
-                                 hidden=(4,), cg_iters=cg_iters)
-        return trpo.train_trpo(config, seed=0, progress=False)[2].surrogate_gain
+def test_train_trpo_uses_cg_iters(monkeypatch):
+    # every update solves F x = g with config.cg_iters iterations (the default of both
+    # TRPOConfig and conjugate_gradient is 10, so a dropped argument shows only with another)
+    real, seen = trpo.conjugate_gradient, []
 
-    assert gain(1) != gain(10) == gain(10)
+    def spy(Avp, b, *args, **kwargs):
+        seen.append(args[0] if args else kwargs.get("n_iters"))
+        return real(Avp, b, *args, **kwargs)
+
+    monkeypatch.setattr(trpo, "conjugate_gradient", spy)
+    config = trpo.TRPOConfig(n_updates=2, n_steps=16, num_envs=2, vf_minibatches=2,
+                             hidden=(4,), cg_iters=3)
+    trpo.train_trpo(config, seed=0, progress=False)
+    assert seen == [3, 3]
 
 
 def _trpo_run(**fields):
@@ -956,11 +986,20 @@ def test_train_trpo_passes_its_line_search_settings(monkeypatch):
 
 
 def test_train_trpo_value_minibatches_follow_vf_batch_size():
-    # vf_batch_size, when given, sets the value network's minibatches (not vf_minibatches)
-    nets = [_trpo_run(vf_batch_size=b)[1] for b in (None, 5, 5)]
-    same = [all(torch.equal(p, q) for p, q in zip(nets[0].parameters(), n.parameters())) for n in nets[1:]]
-    assert same == [False, False]
-    assert all(torch.equal(p, q) for p, q in zip(nets[1].parameters(), nets[2].parameters()))
+    # vf_batch_size, when given, sets the value network's minibatch size instead of
+    # vf_minibatches: with M = 32 valid steps, batches of 16 are exactly 2 minibatches
+    valid = []
+    config = trpo.TRPOConfig(n_updates=1, n_steps=16, num_envs=2, vf_minibatches=2, hidden=(4,))
+    ref = trpo.train_trpo(config, seed=0, progress=False,
+                          on_rollout=lambda policy, ro: valid.append(int(ro.valid.sum())))[1]
+    assert valid == [32]  # no episode ends in these 16 steps (seed 0)
+
+    def same(net):
+        return all(torch.equal(p, q) for p, q in zip(ref.parameters(), net.parameters()))
+
+    assert same(_trpo_run(vf_minibatches=4, vf_batch_size=16)[1])
+    assert not same(_trpo_run(vf_minibatches=2, vf_batch_size=5)[1])
+    assert not same(_trpo_run(vf_minibatches=2, vf_batch_size=19)[1])  # [19, 13], not [16, 16]
 
 
 def test_train_trpo_surrogate_gain_is_the_difference(monkeypatch):
@@ -971,6 +1010,30 @@ def test_train_trpo_surrogate_gain_is_the_difference(monkeypatch):
     monkeypatch.setattr(companion.gae, "gae", lambda rewards, *args: torch.ones_like(rewards))
     history = _trpo_run(n_updates=3, normalize_advantage=False)[2]
     assert all(0.0 <= g < 0.5 for g in history.surrogate_gain)
+
+
+def test_train_trpo_normalisation_keeps_the_sign_of_tiny_advantages(monkeypatch):
+    # advantages +1e-9 for action 1 and -1e-9 for action 0, standard deviation below the
+    # 1e-8 guard: divided by std + 1e-8 they keep their sign, so the update makes action 1
+    # more likely (dividing by std - 1e-8 < 0 would flip every sign)
+    import companion.gae
+
+    seen = {}
+    monkeypatch.setattr(companion.gae, "gae",
+                        lambda rewards, *a: 1e-9 * (2.0 * seen["ro"].actions.float() - 1.0))
+
+    def prob_of_1(policy):
+        with torch.no_grad():
+            return policy.dist_params(seen["ro"].obs.reshape(-1, 4))[0][:, 1].exp().mean()
+
+    def on_rollout(policy, ro):
+        seen["ro"] = ro
+        seen["before"] = prob_of_1(policy)
+
+    config = trpo.TRPOConfig(n_updates=1, n_steps=16, num_envs=2, vf_minibatches=2, hidden=(4,))
+    policy, _, history = trpo.train_trpo(config, seed=0, progress=False, on_rollout=on_rollout)
+    assert history.step_fraction[0] > 0
+    assert prob_of_1(policy) > seen["before"]
 
 
 def test_train_trpo_mean_return_is_nan_before_the_first_episode_without_a_warning():
