@@ -907,10 +907,7 @@ def test_train_trpo_surrogate_ratio_is_one_before_the_step(monkeypatch, env_id):
         return out
 
     monkeypatch.setattr(cls, "log_prob", spy)
-    config = trpo.TRPOConfig(env_id=env_id, n_updates=1, n_steps=16, num_envs=2,
-                             vf_minibatches=2, hidden=(4,))
-    trpo.train_trpo(config, seed=0, progress=False,
-                    on_rollout=lambda policy, ro: seen.setdefault("ro", ro))
+    _trpo_run(env_id=env_id, on_rollout=lambda policy, ro: seen.setdefault("ro", ro))
     ro, (actions, logp) = seen["ro"], seen["first"]
     m = ro.valid.reshape(-1)
     shape = (-1,) if env_id == "CartPole-v1" else (-1, 1)
@@ -928,16 +925,15 @@ def test_train_trpo_uses_cg_iters(monkeypatch):
         return real(Avp, b, *args, **kwargs)
 
     monkeypatch.setattr(trpo, "conjugate_gradient", spy)
-    config = trpo.TRPOConfig(n_updates=2, n_steps=16, num_envs=2, vf_minibatches=2,
-                             hidden=(4,), cg_iters=3)
-    trpo.train_trpo(config, seed=0, progress=False)
+    _trpo_run(n_updates=2, cg_iters=3)
     assert seen == [3, 3]
 
 
-def _trpo_run(**fields):
+def _trpo_run(on_rollout=None, **fields):
+    """A tiny CartPole run (one update of 16 steps x 2 environments, seed 0); ``fields`` override the config."""
     config = trpo.TRPOConfig(**{**dict(n_updates=1, n_steps=16, num_envs=2, vf_minibatches=2,
                                        hidden=(4,)), **fields})
-    return trpo.train_trpo(config, seed=0, progress=False)
+    return trpo.train_trpo(config, seed=0, progress=False, on_rollout=on_rollout)
 
 
 def test_train_trpo_takes_the_full_step_every_update(monkeypatch):
@@ -989,9 +985,7 @@ def test_train_trpo_value_minibatches_follow_vf_batch_size():
     # vf_batch_size, when given, sets the value network's minibatch size instead of
     # vf_minibatches: with M = 32 valid steps, batches of 16 are exactly 2 minibatches
     valid = []
-    config = trpo.TRPOConfig(n_updates=1, n_steps=16, num_envs=2, vf_minibatches=2, hidden=(4,))
-    ref = trpo.train_trpo(config, seed=0, progress=False,
-                          on_rollout=lambda policy, ro: valid.append(int(ro.valid.sum())))[1]
+    ref = _trpo_run(on_rollout=lambda policy, ro: valid.append(int(ro.valid.sum())))[1]
     assert valid == [32]  # no episode ends in these 16 steps (seed 0)
 
     def same(net):
@@ -1030,8 +1024,7 @@ def test_train_trpo_normalisation_keeps_the_sign_of_tiny_advantages(monkeypatch)
         seen["ro"] = ro
         seen["before"] = prob_of_1(policy)
 
-    config = trpo.TRPOConfig(n_updates=1, n_steps=16, num_envs=2, vf_minibatches=2, hidden=(4,))
-    policy, _, history = trpo.train_trpo(config, seed=0, progress=False, on_rollout=on_rollout)
+    policy, _, history = _trpo_run(on_rollout=on_rollout)
     assert history.step_fraction[0] > 0
     assert prob_of_1(policy) > seen["before"]
 
